@@ -1,0 +1,33 @@
+//! `betty-core` is the model of the Betty registry world, shared by every governance binary.
+//!
+//! It knows where a registry lives ([`discover`]), how manifests and registries are shaped
+//! ([`manifest`], [`registry`]), what a permission means ([`permission`]), how to read untrusted
+//! YAML and JSON with limits and source positions ([`source`]), how to write files so that
+//! concurrent writers and crashes lose nothing ([`fsx`]), who is acting ([`identity`]), what time
+//! it is ([`time`]), and how to keep the tamper-evident audit trail ([`audit`]) and the telemetry
+//! event stream ([`telemetry`]).
+//!
+//! Invariant: this crate never prints and never exits. Every failure is a typed [`Error`];
+//! binaries add context and map it to an exit code through [`ExitStatus`].
+
+pub mod audit;
+pub mod canonical;
+pub mod discover;
+pub mod error;
+pub mod fsx;
+pub mod identity;
+pub mod limits;
+pub mod manifest;
+pub mod permission;
+pub mod pyjson;
+pub mod registry;
+pub mod schema;
+pub mod source;
+pub mod telemetry;
+pub mod time;
+
+pub use error::{Error, ExitStatus, Result};
+pub use source::{Document, Pos, SourceName};
+
+/// The version of this crate, recorded in events (`context.version`) and audit entries.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
