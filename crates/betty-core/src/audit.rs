@@ -1,1 +1,710 @@
-//! TODO
+//! The audit trail: one tamper-evident record of every operation and policy decision.
+//!
+//! `audit_log.json` stays a JSON array that upstream readers load. Each entry we write is one
+//! line `{...}` carrying the seed's fields plus `seq` (its index in the array), `prev_hash` and
+//! `hash` = SHA-256 of the canonical JSON of the entry without `hash`. Upstream's legacy entries
+//! (no hash) are an unverified prefix; the first hashed entry chains to the SHA-256 of the
+//! canonical JSON of that whole prefix, so once the chain starts, editing the prefix shows too.
+//!
+//! Appending is O(1): under the sidecar lock we read only the file's tail to find the last
+//! entry, then write `,\n{entry}\n]\n` over the closing bracket in one write. Only the first
+//! append to a legacy (pretty-printed) file reads it whole. Verification streams the array.
+
+use std::fs::OpenOptions;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::canonical;
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::identity::Identity;
+use crate::source::SourceName;
+
+/// `prev_hash` of the first entry of a log that has no legacy prefix.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// How much of the file's end an append reads to find the last entry.
+const TAIL: u64 = 64 * 1024;
+/// Largest audit log verified or read (entries are small; this is millions of them).
+const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The result of one policy inside a decision.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyCheck {
+    pub policy: String,
+    pub result: String,
+}
+
+/// What happened, as the caller knows it; identity and time are added on append.
+#[derive(Clone, Debug, Default)]
+pub struct AuditRecord {
+    /// `policy.enforce`, `registry.rollback`, `approval.decide`, ...
+    pub operation: String,
+    pub skill: Option<String>,
+    /// `passed`, `blocked`, `approved`, `rejected`, `success`, `failure`, ...
+    pub outcome: String,
+    pub policy_checks: Vec<PolicyCheck>,
+    /// Anything else worth keeping (arguments, versions, digests).
+    pub details: Option<Value>,
+}
+
+/// The last entry of the chain: what a user keeps to detect truncation later.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// Where and how the chain breaks.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Break {
+    /// Index of the entry in the array (0-based).
+    pub index: u64,
+    /// `edited`, `link`, `seq`, `unhashed`, `truncated`, `malformed`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// What [`AuditLog::verify`] found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VerifyReport {
+    pub entries: u64,
+    /// Upstream entries without a hash at the start: present, but unverified.
+    pub legacy_entries: u64,
+    pub hashed_entries: u64,
+    pub head: Option<Head>,
+    pub breaks: Vec<Break>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.breaks.is_empty()
+    }
+}
+
+/// The audit trail file.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    pub path: PathBuf,
+}
+
+impl AuditLog {
+    pub fn new(path: &Path) -> AuditLog {
+        AuditLog {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Appends one entry and returns the new head. Safe under concurrent appenders.
+    pub fn append(&self, record: &AuditRecord, who: &Identity) -> Result<Head> {
+        self.append_at(record, who, crate::time::now())
+    }
+
+    pub fn append_at(
+        &self,
+        record: &AuditRecord,
+        who: &Identity,
+        now: jiff::Timestamp,
+    ) -> Result<Head> {
+        let _lock = fsx::LockGuard::exclusive(&self.path)?;
+        let tail = self.tail_state()?;
+        let seq = tail.count;
+        let mut entry = Map::new();
+        entry.insert("timestamp".into(), crate::time::format(now).into());
+        entry.insert("operation".into(), record.operation.clone().into());
+        entry.insert(
+            "skill".into(),
+            record
+                .skill
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+        );
+        entry.insert("user".into(), who.user.clone().into());
+        entry.insert("ip_address".into(), who.ip_address.clone().into());
+        entry.insert("outcome".into(), record.outcome.clone().into());
+        entry.insert(
+            "policy_checks".into(),
+            serde_json::to_value(&record.policy_checks).unwrap_or(Value::Array(vec![])),
+        );
+        entry.insert("session_id".into(), who.session_id.clone().into());
+        if let Some(d) = &record.details {
+            entry.insert("details".into(), d.clone());
+        }
+        entry.insert("seq".into(), seq.into());
+        entry.insert("prev_hash".into(), tail.prev_hash.clone().into());
+        let hash = entry_hash(&Value::Object(entry.clone()));
+        entry.insert("hash".into(), hash.clone().into());
+        let line = serde_json::to_string(&Value::Object(entry)).unwrap_or_default();
+
+        match tail.write_at {
+            None => {
+                let body = format!("[\n{line}\n]\n");
+                fsx::atomic_write(&self.path, body.as_bytes())?;
+            }
+            Some((offset, empty)) => {
+                let sep = if empty { "\n" } else { ",\n" };
+                let chunk = format!("{sep}{line}\n]\n");
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .open(&self.path)
+                    .map_err(|e| Error::write(&self.path, e))?;
+                let io = (|| {
+                    f.seek(SeekFrom::Start(offset))?;
+                    f.write_all(chunk.as_bytes())?;
+                    f.set_len(offset + chunk.len() as u64)?;
+                    f.sync_data()
+                })();
+                io.map_err(|e| Error::write(&self.path, e))?;
+            }
+        }
+        Ok(Head { seq, hash })
+    }
+
+    /// The current head, read from the tail (O(1) for logs we wrote).
+    pub fn head(&self) -> Result<Option<Head>> {
+        let _lock = fsx::LockGuard::shared(&self.path)?;
+        let tail = self.tail_state()?;
+        Ok(tail.last_hashed)
+    }
+
+    /// Where the next entry goes and what it chains to.
+    fn tail_state(&self) -> Result<TailState> {
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(TailState::fresh());
+            }
+            Err(e) => return Err(Error::read(&self.path, e)),
+        };
+        let len = f.metadata().map_err(|e| Error::read(&self.path, e))?.len();
+        if len == 0 {
+            // An empty file is not a JSON array: refuse rather than guess.
+            return Err(self.corrupt("byte 0", "the file is empty, not a JSON array (`[]`)"));
+        }
+        let start = len.saturating_sub(TAIL);
+        let mut buf = Vec::with_capacity((len - start) as usize);
+        f.seek(SeekFrom::Start(start))
+            .and_then(|_| f.take(TAIL).read_to_end(&mut buf))
+            .map_err(|e| Error::read(&self.path, e))?;
+        let Some(close) = buf.iter().rposition(|b| !b.is_ascii_whitespace()) else {
+            return Err(self.corrupt("byte 0", "the file holds only whitespace"));
+        };
+        if buf[close] != b']' {
+            return Err(self.corrupt(
+                &format!("byte {}", start + close as u64),
+                "the file does not end with `]` (a torn or foreign write); `telemetry-query audit verify` shows where",
+            ));
+        }
+        let Some(before) = buf[..close].iter().rposition(|b| !b.is_ascii_whitespace()) else {
+            return Err(self.corrupt(
+                &format!("byte {}", start + close as u64),
+                "nothing but whitespace before the closing `]`",
+            ));
+        };
+        let write_at = start + before as u64 + 1;
+        if buf[before] == b'[' && start == 0 {
+            return Ok(TailState {
+                count: 0,
+                prev_hash: GENESIS.into(),
+                write_at: Some((write_at, true)),
+                last_hashed: None,
+            });
+        }
+        // Our entries are one line each: the last line before `]` is the last entry.
+        let line_start = buf[..=before]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| i + 1);
+        if let Some(ls) = line_start
+            && let Ok(Value::Object(last)) = serde_json::from_slice::<Value>(&buf[ls..=before])
+            && let (Some(seq), Some(Value::String(hash))) =
+                (last.get("seq").and_then(Value::as_u64), last.get("hash"))
+        {
+            return Ok(TailState {
+                count: seq + 1,
+                prev_hash: hash.clone(),
+                write_at: Some((write_at, false)),
+                last_hashed: Some(Head {
+                    seq,
+                    hash: hash.clone(),
+                }),
+            });
+        }
+        // A legacy or foreign tail: read the whole file once.
+        let mut state = self.full_state()?;
+        state.write_at = Some((write_at, false));
+        Ok(state)
+    }
+
+    /// Walks the whole array to find the count, the legacy digest and the last hashed entry.
+    fn full_state(&self) -> Result<TailState> {
+        let mut count = 0u64;
+        let mut legacy = LegacyDigest::default();
+        let mut last: Option<Head> = None;
+        self.for_each_entry(|_, v| {
+            count += 1;
+            match (v.get("seq").and_then(Value::as_u64), v.get("hash")) {
+                (Some(seq), Some(Value::String(h))) => {
+                    last = Some(Head {
+                        seq,
+                        hash: h.clone(),
+                    })
+                }
+                _ if last.is_none() => legacy.push(&v),
+                _ => {}
+            }
+        })?;
+        let prev_hash = match &last {
+            Some(h) => h.hash.clone(),
+            None => legacy.finish(),
+        };
+        Ok(TailState {
+            count,
+            prev_hash,
+            write_at: None,
+            last_hashed: last,
+        })
+    }
+
+    /// Streams every entry of the array, in order, with its index.
+    pub fn for_each_entry(&self, mut visit: impl FnMut(u64, Value)) -> Result<()> {
+        let f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::read(&self.path, e)),
+        };
+        let len = f.metadata().map_err(|e| Error::read(&self.path, e))?.len();
+        if len > MAX_LOG_BYTES {
+            return Err(Error::TooLarge {
+                input: SourceName::from(self.path.as_path()),
+                size: len,
+                limit: MAX_LOG_BYTES,
+            });
+        }
+        let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, f));
+        let result = ArraySeed { visit: &mut visit }
+            .deserialize(&mut de)
+            .and_then(|()| de.end());
+        result.map_err(|e| {
+            self.corrupt(
+                &format!("line {} column {}", e.line(), e.column()),
+                e.to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or("invalid JSON"),
+            )
+        })
+    }
+
+    /// Checks the whole chain; with `expect_head` (`HASH` or `SEQ:HASH`), also that the log
+    /// still contains the head the user kept (catches truncation of the tail).
+    pub fn verify(&self, expect_head: Option<&str>) -> Result<VerifyReport> {
+        let _lock = fsx::LockGuard::shared(&self.path)?;
+        let mut report = VerifyReport::default();
+        let mut legacy = LegacyDigest::default();
+        let mut prev: Option<String> = None;
+        let expected = expect_head.map(|h| match h.split_once(':') {
+            Some((_, hash)) => hash.trim().to_ascii_lowercase(),
+            None => h.trim().to_ascii_lowercase(),
+        });
+        let mut head_seen_at: Option<u64> = None;
+        self.for_each_entry(|i, v| {
+            report.entries += 1;
+            let Some(obj) = v.as_object() else {
+                report.breaks.push(Break {
+                    index: i,
+                    kind: "malformed",
+                    message: format!("entry {i} is not a JSON object"),
+                });
+                return;
+            };
+            let Some(Value::String(stored)) = obj.get("hash") else {
+                if prev.is_none() {
+                    report.legacy_entries += 1;
+                    legacy.push(&v);
+                } else {
+                    report.breaks.push(Break {
+                        index: i,
+                        kind: "unhashed",
+                        message: format!(
+                            "entry {i} has no hash but follows hashed entries: it was inserted"
+                        ),
+                    });
+                }
+                return;
+            };
+            report.hashed_entries += 1;
+            let seq = obj.get("seq").and_then(Value::as_u64);
+            let mut without = obj.clone();
+            without.remove("hash");
+            let actual = entry_hash(&Value::Object(without));
+            if &actual != stored {
+                report.breaks.push(Break {
+                    index: i,
+                    kind: "edited",
+                    message: format!(
+                        "entry {i} (seq {}) was edited: its content no longer matches its hash",
+                        seq.map_or("?".into(), |s| s.to_string())
+                    ),
+                });
+            }
+            let expected_prev = match &prev {
+                Some(p) => p.clone(),
+                None => legacy.current(),
+            };
+            let link = obj.get("prev_hash").and_then(Value::as_str).unwrap_or("");
+            if link != expected_prev {
+                report.breaks.push(Break {
+                    index: i,
+                    kind: "link",
+                    message: format!(
+                        "chain broken before entry {i} (seq {}): its prev_hash does not match the entry before it; entries were deleted, inserted or reordered",
+                        seq.map_or("?".into(), |s| s.to_string())
+                    ),
+                });
+            }
+            if seq != Some(i) {
+                report.breaks.push(Break {
+                    index: i,
+                    kind: "seq",
+                    message: format!(
+                        "entry {i} carries seq {}: entries before it were deleted, inserted or reordered",
+                        seq.map_or("none".into(), |s| s.to_string())
+                    ),
+                });
+            }
+            if expected.as_deref() == Some(stored.as_str()) {
+                head_seen_at = Some(i);
+            }
+            report.head = Some(Head {
+                seq: seq.unwrap_or(i),
+                hash: stored.clone(),
+            });
+            prev = Some(stored.clone());
+        })?;
+        if let Some(h) = expected
+            && head_seen_at.is_none()
+        {
+            report.breaks.push(Break {
+                index: report.entries,
+                kind: "truncated",
+                message: format!(
+                    "the kept head {h} is not in the log (which ends at entry {}): entries were removed from the end or the log was rewritten",
+                    report.entries.saturating_sub(1)
+                ),
+            });
+        }
+        Ok(report)
+    }
+
+    fn corrupt(&self, location: &str, message: &str) -> Error {
+        Error::Corrupt {
+            input: SourceName::from(self.path.as_path()),
+            location: location.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Hash of an entry (without its `hash` key).
+pub fn entry_hash(entry_without_hash: &Value) -> String {
+    canonical::sha256_hex(&canonical::to_vec(entry_without_hash))
+}
+
+struct TailState {
+    /// Entries in the array (the next entry's seq).
+    count: u64,
+    prev_hash: String,
+    /// Byte offset to write at, and whether the array is empty; `None`: create the file.
+    write_at: Option<(u64, bool)>,
+    last_hashed: Option<Head>,
+}
+
+impl TailState {
+    fn fresh() -> TailState {
+        TailState {
+            count: 0,
+            prev_hash: GENESIS.into(),
+            write_at: None,
+            last_hashed: None,
+        }
+    }
+}
+
+/// SHA-256 of the canonical JSON of the legacy prefix array, computed incrementally.
+#[derive(Default)]
+struct LegacyDigest {
+    hasher: Option<Sha256>,
+}
+
+// The digest is SHA-256 of `[e0,e1,...]` with each element in canonical JSON: the canonical
+// JSON of the prefix array itself.
+
+impl LegacyDigest {
+    fn push(&mut self, v: &Value) {
+        match &mut self.hasher {
+            Some(h) => h.update(b","),
+            None => {
+                let mut h = Sha256::new();
+                h.update(b"[");
+                self.hasher = Some(h);
+            }
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(canonical::to_vec(v));
+        }
+    }
+    fn current(&self) -> String {
+        match &self.hasher {
+            None => GENESIS.into(),
+            Some(h) => {
+                let mut h = h.clone();
+                h.update(b"]");
+                canonical::hex(&h.finalize())
+            }
+        }
+    }
+    fn finish(self) -> String {
+        self.current()
+    }
+}
+
+struct ArraySeed<'a, F> {
+    visit: &'a mut F,
+}
+
+impl<'de, F: FnMut(u64, Value)> DeserializeSeed<'de> for ArraySeed<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(u64, Value)> Visitor<'de> for ArraySeed<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of audit entries")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0u64;
+        while let Some(v) = seq.next_element::<Value>()? {
+            (self.visit)(i, v);
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A one-line summary of an entry for views (`seq time user operation skill outcome`).
+pub fn summary(entry: &Value) -> Value {
+    json!({
+        "seq": entry.get("seq"),
+        "timestamp": entry.get("timestamp"),
+        "user": entry.get("user"),
+        "operation": entry.get("operation"),
+        "skill": entry.get("skill"),
+        "outcome": entry.get("outcome"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who() -> Identity {
+        Identity {
+            user: "ada@example.com".into(),
+            session_id: "s-1".into(),
+            ip_address: "10.0.0.1".into(),
+        }
+    }
+
+    fn record(i: usize) -> AuditRecord {
+        AuditRecord {
+            operation: "policy.enforce".into(),
+            skill: Some(format!("skill.n{i}")),
+            outcome: "passed".into(),
+            policy_checks: vec![PolicyCheck {
+                policy: "skill-naming-convention".into(),
+                result: "pass".into(),
+            }],
+            details: None,
+        }
+    }
+
+    fn log_with(n: usize) -> (tempfile::TempDir, AuditLog, Vec<Head>) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(&dir.path().join("audit_log.json"));
+        let heads = (0..n)
+            .map(|i| log.append(&record(i), &who()).unwrap())
+            .collect();
+        (dir, log, heads)
+    }
+
+    fn lines(log: &AuditLog) -> Vec<String> {
+        std::fs::read_to_string(&log.path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn write_lines(log: &AuditLog, lines: &[String]) {
+        std::fs::write(&log.path, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// Makes the entry lines well-formed again (commas) after a test moved them around.
+    fn rejoin(mut entries: Vec<String>) -> Vec<String> {
+        let n = entries.len();
+        for (i, e) in entries.iter_mut().enumerate() {
+            let body = e.trim_end_matches(',').to_string();
+            *e = if i + 1 < n { format!("{body},") } else { body };
+        }
+        let mut out = vec!["[".to_string()];
+        out.extend(entries);
+        out.push("]".into());
+        out
+    }
+
+    #[test]
+    fn appended_log_is_a_json_array_and_verifies() {
+        let (_d, log, heads) = log_with(5);
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&log.path).unwrap()).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 5);
+        assert_eq!(v[0]["prev_hash"], GENESIS);
+        assert_eq!(v[4]["seq"], 4);
+        assert_eq!(v[4]["prev_hash"], v[3]["hash"]);
+        assert_eq!(v[2]["user"], "ada@example.com");
+        assert_eq!(v[2]["policy_checks"][0]["result"], "pass");
+        let report = log.verify(Some(&heads[4].to_string())).unwrap();
+        assert!(report.ok(), "{:?}", report.breaks);
+        assert_eq!(report.hashed_entries, 5);
+        assert_eq!(log.head().unwrap(), Some(heads[4].clone()));
+    }
+
+    #[test]
+    fn one_changed_byte_is_found() {
+        let (_d, log, _) = log_with(4);
+        let text = std::fs::read_to_string(&log.path).unwrap();
+        let tampered = text.replacen("skill.n2", "skill.m2", 1);
+        std::fs::write(&log.path, tampered).unwrap();
+        let r = log.verify(None).unwrap();
+        assert_eq!(r.breaks.len(), 1, "{:?}", r.breaks);
+        assert_eq!((r.breaks[0].index, r.breaks[0].kind), (2, "edited"));
+    }
+
+    #[test]
+    fn a_deleted_entry_is_found() {
+        let (_d, log, _) = log_with(4);
+        let l = lines(&log);
+        let entries: Vec<String> = l[1..l.len() - 1]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, s)| s.clone())
+            .collect();
+        write_lines(&log, &rejoin(entries));
+        let r = log.verify(None).unwrap();
+        assert!(!r.ok());
+        assert_eq!(r.breaks[0].index, 1);
+        assert!(r.breaks.iter().any(|b| b.kind == "link"), "{:?}", r.breaks);
+    }
+
+    #[test]
+    fn swapped_entries_are_found() {
+        let (_d, log, _) = log_with(4);
+        let l = lines(&log);
+        let mut entries: Vec<String> = l[1..l.len() - 1].to_vec();
+        entries.swap(1, 2);
+        write_lines(&log, &rejoin(entries));
+        let r = log.verify(None).unwrap();
+        assert!(!r.ok());
+        assert_eq!(r.breaks[0].index, 1);
+    }
+
+    #[test]
+    fn a_truncated_tail_is_found_against_the_kept_head() {
+        let (_d, log, heads) = log_with(5);
+        let l = lines(&log);
+        let entries: Vec<String> = l[1..l.len() - 2].to_vec();
+        write_lines(&log, &rejoin(entries));
+        // Without the head, a clean truncation is indistinguishable from a shorter log.
+        assert!(log.verify(None).unwrap().ok());
+        let r = log.verify(Some(&heads[4].to_string())).unwrap();
+        assert_eq!(r.breaks.len(), 1);
+        assert_eq!(r.breaks[0].kind, "truncated");
+        assert!(
+            r.breaks[0].message.contains("ends at entry 3"),
+            "{}",
+            r.breaks[0].message
+        );
+        // An older head is fine: the log grew since.
+        assert!(log.verify(Some(&heads[2].hash)).unwrap().ok());
+    }
+
+    #[test]
+    fn legacy_prefix_is_unverified_but_chained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit_log.json");
+        std::fs::write(
+            &path,
+            "[\n  {\n    \"skill\": \"a\",\n    \"status\": \"ok\"\n  },\n  {\n    \"skill\": \"b\",\n    \"status\": \"ok\"\n  }\n]",
+        )
+        .unwrap();
+        let log = AuditLog::new(&path);
+        let h = log.append(&record(0), &who()).unwrap();
+        assert_eq!(h.seq, 2);
+        log.append(&record(1), &who()).unwrap();
+        let r = log.verify(None).unwrap();
+        assert!(r.ok(), "{:?}", r.breaks);
+        assert_eq!((r.legacy_entries, r.hashed_entries), (2, 2));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v[0]["skill"], "a");
+        // Editing the legacy prefix after the chain started breaks the first link.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("\"a\"", "\"z\"", 1);
+        std::fs::write(&path, text).unwrap();
+        let r = log.verify(None).unwrap();
+        assert_eq!(r.breaks[0].index, 2);
+    }
+
+    #[test]
+    fn a_torn_or_empty_file_is_refused_and_left_alone() {
+        let (_d, log, _) = log_with(2);
+        let mut text = std::fs::read_to_string(&log.path).unwrap();
+        text.truncate(text.len() - 10);
+        std::fs::write(&log.path, &text).unwrap();
+        let err = log.append(&record(9), &who()).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&log.path).unwrap(), text);
+        let err = log.verify(None).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+        std::fs::write(&log.path, "").unwrap();
+        assert!(log.append(&record(9), &who()).is_err());
+        assert_eq!(std::fs::read(&log.path).unwrap(), b"");
+    }
+
+    #[test]
+    fn an_empty_array_file_accepts_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit_log.json");
+        std::fs::write(&path, "[\n]\n").unwrap();
+        let log = AuditLog::new(&path);
+        log.append(&record(0), &who()).unwrap();
+        log.append(&record(1), &who()).unwrap();
+        assert!(log.verify(None).unwrap().ok());
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+    }
+}

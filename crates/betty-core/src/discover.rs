@@ -37,12 +37,19 @@ impl RegistryDir {
         let mut looked = Vec::new();
         // An explicit choice that does not exist is an error, never a fallback elsewhere.
         if let Some(dir) = flag {
-            return found(dir, Origin::Flag)
-                .ok_or_else(|| not_found(vec![format!("`--registry {}` (no such folder)", dir.display())]));
+            return found(dir, Origin::Flag).ok_or_else(|| {
+                not_found(vec![format!(
+                    "`--registry {}` (no such folder)",
+                    dir.display()
+                )])
+            });
         }
         if let Some(dir) = env("BETTY_REGISTRY").filter(|d| !d.as_os_str().is_empty()) {
             return found(&dir, Origin::EnvRegistry).ok_or_else(|| {
-                not_found(vec![format!("`BETTY_REGISTRY={}` (no such folder)", dir.display())])
+                not_found(vec![format!(
+                    "`BETTY_REGISTRY={}` (no such folder)",
+                    dir.display()
+                )])
             });
         }
         looked.push("`--registry` (not given)".to_string());
@@ -53,7 +60,10 @@ impl RegistryDir {
                 if let Some(r) = found(&dir, Origin::EnvHome) {
                     return Ok(r);
                 }
-                looked.push(format!("`$BETTY_HOME/registry` = `{}` (no such folder)", dir.display()));
+                looked.push(format!(
+                    "`$BETTY_HOME/registry` = `{}` (no such folder)",
+                    dir.display()
+                ));
             }
             None => looked.push("`$BETTY_HOME/registry` (`BETTY_HOME` not set)".to_string()),
         }
@@ -139,10 +149,16 @@ mod tests {
         assert_eq!(r.origin, Origin::EnvRegistry);
         let home = env(vec![("BETTY_HOME", root.join("home"))]);
         let r = RegistryDir::discover_with(None, &home, &cwd).unwrap();
-        assert_eq!((r.root, r.origin), (root.join("home/registry"), Origin::EnvHome));
+        assert_eq!(
+            (r.root, r.origin),
+            (root.join("home/registry"), Origin::EnvHome)
+        );
         let none = env(vec![]);
         let r = RegistryDir::discover_with(None, &none, &cwd).unwrap();
-        assert_eq!((r.root, r.origin), (root.join("proj/registry"), Origin::WalkUp));
+        assert_eq!(
+            (r.root, r.origin),
+            (root.join("proj/registry"), Origin::WalkUp)
+        );
     }
 
     #[test]
@@ -151,7 +167,12 @@ mod tests {
         let none = |_: &str| None;
         let err = RegistryDir::discover_with(None, &none, t.path()).unwrap_err();
         let msg = err.to_string();
-        for place in ["--registry", "BETTY_REGISTRY", "BETTY_HOME", "every folder above"] {
+        for place in [
+            "--registry",
+            "BETTY_REGISTRY",
+            "BETTY_HOME",
+            "every folder above",
+        ] {
             assert!(msg.contains(place), "{msg}");
         }
         let missing = t.path().join("missing");

@@ -50,7 +50,9 @@ pub enum Error {
         pos: Pos,
         message: String,
     },
-    #[error("`{input}` is corrupt at {location}: {message}; it was left untouched; repair or restore it")]
+    #[error(
+        "`{input}` is corrupt at {location}: {message}; it was left untouched; repair or restore it"
+    )]
     Corrupt {
         input: SourceName,
         location: String,

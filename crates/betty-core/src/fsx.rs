@@ -93,10 +93,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         uuid::Uuid::now_v7().simple()
     ));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -174,7 +171,10 @@ mod tests {
         });
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 400);
-        assert!(text.lines().all(|l| l.starts_with("{\"t\":") && l.ends_with('}')));
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with("{\"t\":") && l.ends_with('}'))
+        );
         assert!(dir.path().join("events.jsonl.lock").exists());
     }
 

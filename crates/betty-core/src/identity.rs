@@ -164,32 +164,36 @@ mod tests {
         let h = home.to_str().unwrap();
         let cwd = dir.path();
         let id = |flag, env: &[(&str, &str)]| {
-            Identity::resolve_with(flag, &env_of(env), cwd).unwrap().user
+            Identity::resolve_with(flag, &env_of(env), cwd)
+                .unwrap()
+                .user
         };
-        assert_eq!(id(Some("flag@x"), &[("BETTY_USER", "env@x"), ("HOME", h)]), "flag@x");
+        assert_eq!(
+            id(Some("flag@x"), &[("BETTY_USER", "env@x"), ("HOME", h)]),
+            "flag@x"
+        );
         assert_eq!(id(None, &[("BETTY_USER", "env@x"), ("HOME", h)]), "env@x");
         assert_eq!(id(None, &[("HOME", h)]), "ada@example.com");
-        assert_eq!(
-            id(None, &[("USER", "bob"), ("HOSTNAME", "box")]),
-            "bob@box"
-        );
+        assert_eq!(id(None, &[("USER", "bob"), ("HOSTNAME", "box")]), "bob@box");
         assert!(Identity::resolve_with(Some("a\nb"), &env_of(&[]), cwd).is_err());
     }
 
     #[test]
     fn session_and_ip() {
         let cwd = Path::new("/");
-        let a = Identity::resolve_with(None, &env_of(&[("BETTY_SESSION_ID", "wf-1")]), cwd).unwrap();
+        let a =
+            Identity::resolve_with(None, &env_of(&[("BETTY_SESSION_ID", "wf-1")]), cwd).unwrap();
         assert_eq!(a.session_id, "wf-1");
         let b = Identity::resolve_with(None, &env_of(&[]), cwd).unwrap();
-        assert_eq!(uuid::Uuid::parse_str(&b.session_id).unwrap().get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(&b.session_id)
+                .unwrap()
+                .get_version_num(),
+            7
+        );
         assert_eq!(b.ip_address, "127.0.0.1");
-        let c = Identity::resolve_with(
-            None,
-            &env_of(&[("SSH_CLIENT", "10.1.2.3 5555 22")]),
-            cwd,
-        )
-        .unwrap();
+        let c = Identity::resolve_with(None, &env_of(&[("SSH_CLIENT", "10.1.2.3 5555 22")]), cwd)
+            .unwrap();
         assert_eq!(c.ip_address, "10.1.2.3");
     }
 }

@@ -51,9 +51,9 @@ impl Permission {
             return Err(PermissionError::Empty);
         }
         if t.len() > 512
-            || !t.chars().all(|c| {
-                c.is_ascii_alphanumeric() || "_-.:/*~@+=,".contains(c)
-            })
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:/*~@+=,".contains(c))
         {
             return Err(PermissionError::BadCharacters(raw));
         }
@@ -69,7 +69,11 @@ impl Permission {
             ("read" | "write" | "delete", rest) => ("filesystem".to_string(), Some(first), rest),
             (_, None) => (first, None, None),
             (_, Some(r)) => match r.find(':') {
-                Some(j) => (first, Some(r[..j].to_string()), Some(r[j + 1..].to_string())),
+                Some(j) => (
+                    first,
+                    Some(r[..j].to_string()),
+                    Some(r[j + 1..].to_string()),
+                ),
                 None => (first, Some(r), None),
             },
         };
@@ -100,11 +104,7 @@ impl Permission {
     /// Whether the domain and action are in the known vocabulary.
     pub fn is_known(&self) -> bool {
         KNOWN.iter().any(|(d, actions)| {
-            *d == self.domain
-                && self
-                    .action
-                    .as_deref()
-                    .is_none_or(|a| actions.contains(&a))
+            *d == self.domain && self.action.as_deref().is_none_or(|a| actions.contains(&a))
         })
     }
 
@@ -254,7 +254,10 @@ mod tests {
             ("read", "filesystem.read"),
             ("write", "filesystem.write"),
             ("read:/etc/shadow", "filesystem.read:/etc/shadow"),
-            ("filesystem:read:/workspace/data.v1", "filesystem.read:/workspace/data.v1"),
+            (
+                "filesystem:read:/workspace/data.v1",
+                "filesystem.read:/workspace/data.v1",
+            ),
             ("network:http", "network.http"),
             ("network", "network"),
             ("stdout:write", "stdout.write"),
@@ -274,7 +277,11 @@ mod tests {
         assert!(Permission::parse("filesystem:read").unwrap().is_known());
         assert!(Permission::parse("filesystem").unwrap().is_known());
         assert!(!Permission::parse("quantum:teleport").unwrap().is_known());
-        assert!(!Permission::parse("filesystem:obliterate").unwrap().is_known());
+        assert!(
+            !Permission::parse("filesystem:obliterate")
+                .unwrap()
+                .is_known()
+        );
         assert_eq!(Permission::parse(" "), Err(PermissionError::Empty));
         assert!(Permission::parse("rm -rf /").is_err());
     }
@@ -295,7 +302,10 @@ mod tests {
         assert!(!m("filesystem.read", "filesystem"));
         assert!(m("filesystem.read", "read:/etc/shadow"));
         assert!(!m("filesystem.read:/workspace/*", "read:/etc/shadow"));
-        assert!(m("filesystem.read:/workspace/*", "filesystem:read:/workspace/a/b"));
+        assert!(m(
+            "filesystem.read:/workspace/*",
+            "filesystem:read:/workspace/a/b"
+        ));
         let deny = PermissionPattern::parse("filesystem.delete").unwrap();
         assert!(deny.overlaps(&Permission::parse("filesystem").unwrap()));
         assert!(!deny.overlaps(&Permission::parse("filesystem:read").unwrap()));

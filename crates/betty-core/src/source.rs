@@ -551,16 +551,19 @@ mod tests {
         let bad = dir.path().join("bad.yaml");
         std::fs::write(&bad, b"name: caf\xe9\n").unwrap();
         let err = Document::read_yaml(&bad, &Limits::MANIFEST).unwrap_err();
-        assert!(
-            matches!(err, Error::NotUtf8 { offset: 9, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, Error::NotUtf8 { offset: 9, .. }), "{err}");
     }
 
     #[test]
     fn json_errors_name_line_and_column() {
-        let err = parse_json(&SourceName::Named("r.json".into()), "{\n  \"a\": 1\n  \"b\": 2\n}")
-            .unwrap_err();
-        assert_eq!(err.to_string(), "r.json:3:3: invalid JSON: expected `,` or `}`");
+        let err = parse_json(
+            &SourceName::Named("r.json".into()),
+            "{\n  \"a\": 1\n  \"b\": 2\n}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "r.json:3:3: invalid JSON: expected `,` or `}`"
+        );
     }
 }

@@ -1,1 +1,507 @@
-//! TODO
+//! Telemetry events: one JSON object per line in `registry/telemetry/events.jsonl`.
+//!
+//! The writer fills what the caller need not know (`event_id` as UUID v7, `timestamp`, `user`,
+//! `session_id`, `context.tool`/`context.version`), redacts values whose key looks like a secret
+//! (and values that look like well-known credentials), checks the event against the schema, and
+//! appends it as one whole line under the sidecar lock. A refused event writes nothing.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::identity::Identity;
+use crate::limits::Limits;
+
+/// What replaces a redacted value.
+pub const REDACTED: &str = "[REDACTED]";
+/// Schema version written into every event.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// An event as a caller describes it; the writer completes it.
+#[derive(Clone, Debug, Default)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub skill_name: Option<String>,
+    pub outcome: String,
+    pub duration_ms: Option<f64>,
+    /// Extra context; `tool` and `version` are filled if absent.
+    pub context: Map<String, Value>,
+    /// Overrides (from an event given on stdin); `None` means "fill in".
+    pub timestamp: Option<String>,
+    pub event_id: Option<String>,
+}
+
+/// Appends events to one `events.jsonl`.
+#[derive(Clone, Debug)]
+pub struct EventWriter {
+    pub path: PathBuf,
+    tool: String,
+}
+
+impl EventWriter {
+    /// `tool` is the binary recording (`policy-enforce`, ...), written as `context.tool`.
+    pub fn new(path: &Path, tool: &str) -> EventWriter {
+        EventWriter {
+            path: path.to_path_buf(),
+            tool: tool.to_string(),
+        }
+    }
+
+    /// Completes, redacts, checks and appends one event; returns what was written.
+    pub fn record(&self, event: NewEvent, who: &Identity) -> Result<Value> {
+        let value = self.complete(event, who)?;
+        self.append_values(std::slice::from_ref(&value))?;
+        Ok(value)
+    }
+
+    /// Completes, redacts and checks an event without writing it.
+    pub fn complete(&self, event: NewEvent, who: &Identity) -> Result<Value> {
+        let mut context = event.context;
+        context
+            .entry("tool")
+            .or_insert_with(|| Value::String(self.tool.clone()));
+        context
+            .entry("version")
+            .or_insert_with(|| Value::String(crate::VERSION.to_string()));
+        let mut obj = Map::new();
+        obj.insert(
+            "event_id".into(),
+            event
+                .event_id
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+                .into(),
+        );
+        obj.insert("event_type".into(), event.event_type.into());
+        obj.insert(
+            "timestamp".into(),
+            event
+                .timestamp
+                .unwrap_or_else(crate::time::now_rfc3339)
+                .into(),
+        );
+        obj.insert("user".into(), who.user.clone().into());
+        obj.insert("session_id".into(), who.session_id.clone().into());
+        obj.insert(
+            "skill_name".into(),
+            event.skill_name.map(Value::String).unwrap_or(Value::Null),
+        );
+        obj.insert("context".into(), Value::Object(context));
+        obj.insert("outcome".into(), event.outcome.into());
+        obj.insert(
+            "duration_ms".into(),
+            match event.duration_ms {
+                Some(d) => serde_json::Number::from_f64(d)
+                    .map(Value::Number)
+                    .ok_or_else(|| bad_event("duration_ms", "must be a finite number"))?,
+                None => Value::Null,
+            },
+        );
+        obj.insert("schema_version".into(), EVENT_SCHEMA_VERSION.into());
+        let mut value = Value::Object(obj);
+        redact(&mut value);
+        check_event(&value)?;
+        Ok(value)
+    }
+
+    /// Appends already-complete events, all in one write (a batch is all or nothing).
+    pub fn append_values(&self, events: &[Value]) -> Result<()> {
+        let mut buf = Vec::with_capacity(events.len() * 256);
+        for e in events {
+            serde_json::to_writer(&mut buf, e).map_err(|e| Error::write(&self.path, e.into()))?;
+            buf.push(b'\n');
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        }
+        let _lock = fsx::LockGuard::exclusive(&self.path)?;
+        ensure_line_boundary(&self.path)?;
+        fsx::append_locked(&self.path, &buf)
+    }
+}
+
+/// If the file's last byte is not a newline (a writer was killed mid-line), start on a new line
+/// so the torn record stays one bad line instead of corrupting the next good one.
+fn ensure_line_boundary(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::read(path, e)),
+    };
+    let len = f.metadata().map_err(|e| Error::read(path, e))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1))
+        .and_then(|_| f.read_exact(&mut last))
+        .map_err(|e| Error::read(path, e))?;
+    if last[0] != b'\n' {
+        fsx::append_locked(path, b"\n")?;
+    }
+    Ok(())
+}
+
+fn bad_event(field: &str, reason: &str) -> Error {
+    Error::InvalidArgument {
+        what: "telemetry event",
+        value: field.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks a complete event: required fields and types, event type shape, finite non-negative
+/// duration, RFC 3339 timestamp, size. Returns the first problem.
+pub fn check_event(v: &Value) -> Result<()> {
+    let Some(obj) = v.as_object() else {
+        return Err(bad_event("event", "must be a JSON object"));
+    };
+    for key in [
+        "event_id",
+        "event_type",
+        "timestamp",
+        "user",
+        "session_id",
+        "outcome",
+    ] {
+        match obj.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(_) => return Err(bad_event(key, "must be a non-empty string")),
+            None => return Err(bad_event(key, "is required")),
+        }
+    }
+    let et = obj["event_type"].as_str().unwrap_or_default();
+    if !is_event_type(et) {
+        return Err(bad_event(
+            "event_type",
+            &format!("`{et}` is not `domain.action[.detail]` in lowercase (e.g. `skill.created`)"),
+        ));
+    }
+    let ts = obj["timestamp"].as_str().unwrap_or_default();
+    if crate::time::parse_timestamp(ts).is_err() || !(ts.ends_with('Z') || ts.ends_with("+00:00")) {
+        return Err(bad_event(
+            "timestamp",
+            &format!("`{ts}` is not an RFC 3339 UTC time such as 2026-11-24T08:00:00Z"),
+        ));
+    }
+    if uuid::Uuid::parse_str(obj["event_id"].as_str().unwrap_or_default()).is_err() {
+        return Err(bad_event("event_id", "must be a UUID"));
+    }
+    match obj.get("duration_ms") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|d| d.is_finite() && d >= 0.0) => {}
+        Some(_) => {
+            return Err(bad_event(
+                "duration_ms",
+                "must be a finite, non-negative number of milliseconds",
+            ));
+        }
+    }
+    match obj.get("skill_name") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => return Err(bad_event("skill_name", "must be a string or null")),
+    }
+    match obj.get("context") {
+        Some(Value::Object(c)) => {
+            for key in ["tool", "version"] {
+                if !matches!(c.get(key), Some(Value::String(_))) {
+                    return Err(bad_event("context", &format!("needs a string `{key}`")));
+                }
+            }
+        }
+        _ => return Err(bad_event("context", "must be an object")),
+    }
+    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX) as u64;
+    if size > Limits::EVENT.max_bytes {
+        return Err(bad_event(
+            "event",
+            &format!(
+                "is {size} bytes, over the limit of {} bytes; keep large data out of `context`",
+                Limits::EVENT.max_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `domain.action[.detail]`: lowercase segments of `a-z 0-9 _`, at least two.
+pub fn is_event_type(s: &str) -> bool {
+    let segs: Vec<&str> = s.split('.').collect();
+    s.len() <= 128
+        && segs.len() >= 2
+        && segs.iter().all(|seg| {
+            seg.starts_with(|c: char| c.is_ascii_lowercase())
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+/// Replaces, in place, every value whose key names a secret and every string that looks like a
+/// well-known credential.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if is_secret_key(k) && !child.is_null() {
+                    *child = Value::String(REDACTED.into());
+                } else {
+                    redact(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(s) if looks_like_credential(s) => *s = REDACTED.into(),
+        _ => {}
+    }
+}
+
+/// Whether a key names a secret: one of its words (split on `_`, `-`, `.`, camelCase) is a
+/// secret word, or two adjacent words form one (`api_key`, `private_key`).
+pub fn is_secret_key(key: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "authorization",
+        "auth",
+        "credential",
+        "credentials",
+        "cookie",
+        "passphrase",
+        "privatekey",
+    ];
+    const PAIRS: &[(&str, &str)] = &[
+        ("api", "key"),
+        ("private", "key"),
+        ("access", "key"),
+        ("secret", "key"),
+        ("signing", "key"),
+        ("session", "token"),
+    ];
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        cur.push(c.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words.iter().any(|w| WORDS.contains(&w.as_str()))
+        || words
+            .windows(2)
+            .any(|p| PAIRS.contains(&(p[0].as_str(), p[1].as_str())))
+}
+
+/// Bearer tokens, GitHub and Slack tokens, AWS access key ids, OpenAI-style keys, PEM keys.
+pub fn looks_like_credential(s: &str) -> bool {
+    let t = s.trim();
+    let alnum_run = |rest: &str, min: usize| {
+        rest.len() >= min
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    };
+    t.starts_with("-----BEGIN") && t.contains("PRIVATE KEY")
+        || t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") && t.len() > 20
+        || [
+            "ghp_",
+            "gho_",
+            "ghs_",
+            "ghu_",
+            "github_pat_",
+            "xoxb-",
+            "xoxp-",
+            "sk-",
+        ]
+        .iter()
+        .any(|p| t.strip_prefix(p).is_some_and(|r| alnum_run(r, 20)))
+        || t.len() == 20
+            && t.starts_with("AKIA")
+            && t[4..]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn who() -> Identity {
+        Identity {
+            user: "ada@example.com".into(),
+            session_id: "s-1".into(),
+            ip_address: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn fills_redacts_and_appends_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("telemetry/events.jsonl");
+        let w = EventWriter::new(&path, "policy-enforce");
+        let mut context = Map::new();
+        context.insert("api_key".into(), "abc".into());
+        context.insert("max_tokens".into(), 5.into());
+        context.insert(
+            "headers".into(),
+            json!({"Authorization": "Basic x", "accept": "json"}),
+        );
+        context.insert("note".into(), "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into());
+        let e = w
+            .record(
+                NewEvent {
+                    event_type: "skill.created".into(),
+                    skill_name: Some("data.transform".into()),
+                    outcome: "success".into(),
+                    duration_ms: Some(12.5),
+                    context,
+                    ..Default::default()
+                },
+                &who(),
+            )
+            .unwrap();
+        assert_eq!(e["context"]["api_key"], REDACTED);
+        assert_eq!(e["context"]["max_tokens"], 5);
+        assert_eq!(e["context"]["headers"]["Authorization"], REDACTED);
+        assert_eq!(e["context"]["headers"]["accept"], "json");
+        assert_eq!(e["context"]["note"], REDACTED);
+        assert_eq!(e["context"]["tool"], "policy-enforce");
+        assert_eq!(e["user"], "ada@example.com");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let back: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn bad_events_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let w = EventWriter::new(&path, "t");
+        let base = || NewEvent {
+            event_type: "skill.created".into(),
+            outcome: "success".into(),
+            ..Default::default()
+        };
+        for (event, expect) in [
+            (
+                NewEvent {
+                    event_type: "BadType".into(),
+                    ..base()
+                },
+                "event_type",
+            ),
+            (
+                NewEvent {
+                    duration_ms: Some(-1.0),
+                    ..base()
+                },
+                "duration_ms",
+            ),
+            (
+                NewEvent {
+                    duration_ms: Some(f64::NAN),
+                    ..base()
+                },
+                "duration_ms",
+            ),
+            (
+                NewEvent {
+                    outcome: String::new(),
+                    ..base()
+                },
+                "outcome",
+            ),
+            (
+                NewEvent {
+                    timestamp: Some("yesterday".into()),
+                    ..base()
+                },
+                "timestamp",
+            ),
+        ] {
+            let err = w.record(event, &who()).unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+        }
+        let mut big = Map::new();
+        big.insert("blob".into(), "x".repeat(2 * 1024 * 1024).into());
+        let err = w
+            .record(
+                NewEvent {
+                    context: big,
+                    ..base()
+                },
+                &who(),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("over the limit"), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn torn_last_line_does_not_swallow_the_next_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{\"event_type\": \"torn").unwrap();
+        let w = EventWriter::new(&path, "t");
+        w.record(
+            NewEvent {
+                event_type: "skill.created".into(),
+                outcome: "success".into(),
+                ..Default::default()
+            },
+            &who(),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(serde_json::from_str::<Value>(lines[1]).is_ok());
+    }
+
+    #[test]
+    fn secret_keys() {
+        for k in [
+            "password",
+            "API_KEY",
+            "apiKey",
+            "x-auth-token",
+            "client_secret",
+            "Authorization",
+            "db.password",
+            "privateKey",
+            "session_token",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "max_tokens",
+            "author",
+            "session_id",
+            "keyboard",
+            "tokens_used",
+            "passed",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+}

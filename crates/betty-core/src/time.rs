@@ -12,7 +12,9 @@ pub enum TimeError {
         "`{0}` is not a timestamp; use RFC 3339 such as `2026-11-24T08:00:00Z` (a naive time is read as UTC)"
     )]
     Timestamp(String),
-    #[error("`{0}` is not a duration; use a number and a unit: `90s`, `90m`, `24h`, `7d`, `2w`, or combine them: `1h30m`")]
+    #[error(
+        "`{0}` is not a duration; use a number and a unit: `90s`, `90m`, `24h`, `7d`, `2w`, or combine them: `1h30m`"
+    )]
     Duration(String),
 }
 
@@ -157,7 +159,15 @@ mod tests {
         assert_eq!(h("1d 12h"), Ok(129_600));
         assert_eq!(h("PT24H"), Ok(86_400));
         assert_eq!(h("2w"), Ok(1_209_600));
-        for bad in ["", "24", "h", "24x", "-1h", "99999999999999999999h", "100000d"] {
+        for bad in [
+            "",
+            "24",
+            "h",
+            "24x",
+            "-1h",
+            "99999999999999999999h",
+            "100000d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
