@@ -1,1 +1,94 @@
-fn main() {}
+//! Project automation, in Rust rather than shell: `cargo xtask <task>`.
+//!
+//! - `ci`: what CI runs: formatting check, clippy with `-D warnings`, every test (nextest when
+//!   installed), including the schema and hygiene tests.
+//! - `bench`: release build, then each benchmark side by side with its baseline in the same
+//!   invocation; writes `BENCHMARKS.md` with the command that produced it.
+//! - `demo`: runs the README's main job on the bundled registry.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench::run(&root(), &args[1..]),
+        Some("demo") => demo(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry"
+            );
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+pub fn step(name: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("==> {name}");
+    let started = std::time::Instant::now();
+    let status = cmd.status().with_context(|| format!("cannot start `{name}`"))?;
+    eprintln!("    {name}: {:.1}s", started.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("`{name}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    step("cargo fmt --check", fmt)?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    step("cargo clippy -D warnings", clippy)?;
+    let has_nextest = cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut test = cargo();
+    if has_nextest {
+        test.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        step("cargo nextest run", test)?;
+        let mut doc = cargo();
+        doc.args(["test", "--workspace", "--doc"]);
+        step("cargo test --doc", doc)?;
+    } else {
+        test.args(["test", "--workspace", "--no-fail-fast"]);
+        step("cargo test", test)?;
+    }
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "policy-enforce", "--", "--action", "audit"]);
+    step("policy-enforce --action audit", c)
+}

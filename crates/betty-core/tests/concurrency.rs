@@ -28,6 +28,7 @@ fn spawn_children(test: &str, target: &Path) {
                 .args(["--ignored", "--exact", test, "--nocapture", "--test-threads=1"])
                 .env("BETTY_TEST_TARGET", target)
                 .env("BETTY_TEST_WRITER", i.to_string())
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
