@@ -9,6 +9,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
