@@ -292,6 +292,34 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_registered_from_yaml_keeps_its_unknown_keys_in_order() {
+        let doc = crate::source::Document::parse_yaml(
+            SourceName::Named("skill.yaml".into()),
+            "name: x.y\nversion: 0.1.0\nartifact_metadata:\n  produces: [{type: report}]\nexit_codes: {0: ok}\n".into(),
+            &Limits::MANIFEST,
+        )
+        .unwrap();
+        let mut r = sample();
+        r.upsert(&doc.value, "2026-01-01T00:00:00Z".parse().unwrap());
+        let saved = String::from_utf8(r.to_bytes()).unwrap();
+        let back = Registry::parse(Path::new("skills.json"), Kind::Skill, &saved).unwrap();
+        let entry = back.get("x.y").unwrap();
+        let keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "version",
+                "artifact_metadata",
+                "exit_codes",
+                "updated_at"
+            ]
+        );
+        assert_eq!(entry["artifact_metadata"]["produces"][0]["type"], "report");
+        assert_eq!(without_registry_keys(entry), doc.value);
+    }
+
+    #[test]
     fn shape_errors() {
         let p = Path::new("r.json");
         assert!(

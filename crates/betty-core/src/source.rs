@@ -555,6 +555,14 @@ mod tests {
     }
 
     #[test]
+    fn json_text_gets_positions_too() {
+        let doc =
+            parse("{\n  \"name\": \"a.b\",\n  \"permissions\": [\"network:http\"]\n}\n").unwrap();
+        assert_eq!(doc.value["permissions"][0], "network:http");
+        assert_eq!(doc.pos("/permissions/0"), Pos::new(3, 19));
+    }
+
+    #[test]
     fn json_errors_name_line_and_column() {
         let err = parse_json(
             &SourceName::Named("r.json".into()),

@@ -102,6 +102,21 @@ impl EventWriter {
         let mut value = Value::Object(obj);
         redact(&mut value);
         check_event(&value)?;
+        // The published schema is the contract; the checks above give the friendlier message.
+        if let Err(errors) =
+            crate::schema::validate(crate::schema::SchemaId::TelemetryEvent, &value)
+        {
+            return Err(Error::Schema {
+                what: "telemetry event",
+                value: value["event_type"].as_str().unwrap_or_default().to_string(),
+                schema: "schemas/telemetry-event.schema.json",
+                reason: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
         Ok(value)
     }
 

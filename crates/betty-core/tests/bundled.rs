@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
+use betty_core::Document;
 use betty_core::limits::Limits;
 use betty_core::manifest::Kind;
 use betty_core::registry::Registry;
 use betty_core::schema::{SchemaId, validate};
-use betty_core::Document;
 
 fn registry_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry"))
@@ -20,7 +20,11 @@ fn bundled_registry_files_match_their_schemas_and_byte_conventions() {
         let path = dir.join(file);
         let r = Registry::load(&path, kind).unwrap();
         validate(SchemaId::Registry, &r.as_value()).unwrap_or_else(|e| panic!("{file}: {e:?}"));
-        assert_eq!(r.to_bytes(), std::fs::read(&path).unwrap(), "{file} is not in upstream's format");
+        assert_eq!(
+            r.to_bytes(),
+            std::fs::read(&path).unwrap(),
+            "{file} is not in upstream's format"
+        );
         assert!(r.entries().len() >= 3);
     }
     let skills = Registry::load(&dir.join("skills.json"), Kind::Skill).unwrap();

@@ -25,7 +25,13 @@ fn spawn_children(test: &str, target: &Path) {
     let children: Vec<_> = (0..PROCESSES)
         .map(|i| {
             Command::new(&exe)
-                .args(["--ignored", "--exact", test, "--nocapture", "--test-threads=1"])
+                .args([
+                    "--ignored",
+                    "--exact",
+                    test,
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("BETTY_TEST_TARGET", target)
                 .env("BETTY_TEST_WRITER", i.to_string())
                 .stdout(std::process::Stdio::null())
@@ -65,7 +71,11 @@ fn concurrent_audit_appends_lose_nothing() {
     spawn_children("child_append_audit", &path);
     let log = AuditLog::new(&path);
     let report = log.verify(None).unwrap();
-    assert!(report.ok(), "{:?}", &report.breaks[..report.breaks.len().min(3)]);
+    assert!(
+        report.ok(),
+        "{:?}",
+        &report.breaks[..report.breaks.len().min(3)]
+    );
     assert_eq!(report.hashed_entries, (PROCESSES * EACH) as u64);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

@@ -88,7 +88,12 @@ fn saving_an_unchanged_upstream_registry_is_byte_for_byte() {
     r.save().unwrap();
     assert_eq!(std::fs::read(&copy).unwrap(), original);
     let agents = std::fs::read(root.join("registry/agents.json")).unwrap();
-    let r = Registry::parse(Path::new("agents.json"), Kind::Agent, std::str::from_utf8(&agents).unwrap()).unwrap();
+    let r = Registry::parse(
+        Path::new("agents.json"),
+        Kind::Agent,
+        std::str::from_utf8(&agents).unwrap(),
+    )
+    .unwrap();
     assert_eq!(r.to_bytes(), agents);
 }
 
@@ -103,7 +108,10 @@ fn content_hash_of_version_34_is_reproduced() {
     without.as_object_mut().unwrap().remove("content_hash");
     let r = Registry::from_value(&path, Kind::Skill, without).unwrap();
     assert_eq!(r.compute_content_hash(), stored);
-    assert_eq!(stored, "42ff68eb9831ce68dcbb6b21f0b0b04348426c07b3a092e654c6a85d9a473fd8");
+    assert_eq!(
+        stored,
+        "42ff68eb9831ce68dcbb6b21f0b0b04348426c07b3a092e654c6a85d9a473fd8"
+    );
 }
 
 #[test]
@@ -139,10 +147,14 @@ fn upstream_policies_audit_log_and_telemetry_parse() {
     for entry in std::fs::read_dir(root.join("registry/policies")).unwrap() {
         let path = entry.unwrap().path();
         let doc = Document::read_yaml(&path, &Limits::MANIFEST).unwrap();
-        validate(SchemaId::Policy, &doc.value).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        validate(SchemaId::Policy, &doc.value)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
     }
     let log = betty_core::audit::AuditLog::new(&root.join("registry/audit_log.json"));
     let report = log.verify(None).unwrap();
-    assert_eq!((report.entries, report.legacy_entries, report.hashed_entries), (76, 76, 0));
+    assert_eq!(
+        (report.entries, report.legacy_entries, report.hashed_entries),
+        (76, 76, 0)
+    );
     assert!(report.ok());
 }
