@@ -2,6 +2,8 @@
 //! registry, every history version but the one that is broken, byte-exact rewrites.
 //! Skips with a message where the corpus is absent (a plain clone of the project).
 
+#![allow(clippy::print_stderr)] // a skipped test says why
+
 use std::path::{Path, PathBuf};
 
 use betty_core::limits::Limits;
