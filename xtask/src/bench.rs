@@ -2,7 +2,7 @@
 //! Python's YAML loader, the previous build), so a noisy machine moves both sides alike.
 //! Results go to `BENCHMARKS.md` together with the command that produced them.
 
-#![allow(dead_code)] // helpers used as suites are added
+#![allow(dead_code)] // timing helpers serve suites added with each binary
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,10 @@ pub fn peak_kib(cwd: &Path, cmd: &str) -> Option<u64> {
         .ok()?;
     let text = String::from_utf8_lossy(&out.stderr);
     text.lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .and_then(|v| v.trim().parse().ok())
 }
 
@@ -104,7 +107,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&work);
     let mut md = String::new();
-    let cmd = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
+    let cmd = if quick {
+        "cargo xtask bench --quick"
+    } else {
+        "cargo xtask bench"
+    };
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
         md,
@@ -156,4 +163,89 @@ impl Ctx {
 
 type Suite = fn(&Ctx, &mut Vec<Row>) -> Result<()>;
 
-const SUITES: &[(&str, Suite)] = &[];
+const SUITES: &[(&str, Suite)] = &[("audit append", audit_append)];
+
+/// Appending to the audit trail costs the same at one entry and at a million (O(1) append):
+/// in-process, so only the append itself is measured.
+fn audit_append(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
+    use betty_core::audit::{AuditLog, AuditRecord};
+    let who = betty_core::identity::Identity {
+        user: "bench@example.com".into(),
+        session_id: "bench".into(),
+        ip_address: "127.0.0.1".into(),
+    };
+    let record = AuditRecord {
+        operation: "bench.append".into(),
+        skill: Some("data.transform".into()),
+        outcome: "success".into(),
+        ..Default::default()
+    };
+    let big_n: u64 = if ctx.quick { 100_000 } else { 1_000_000 };
+    let small = AuditLog::new(&ctx.work.join("audit-small.json"));
+    small.append(&record, &who)?;
+    let big = AuditLog::new(&ctx.work.join("audit-big.json"));
+    write_chain(&big.path, big_n)?;
+    let appends = 200;
+    let time = |log: &AuditLog| -> Result<Duration> {
+        let start = Instant::now();
+        for _ in 0..appends {
+            log.append(&record, &who)?;
+        }
+        Ok(start.elapsed() / appends)
+    };
+    let (t_small, t_big) = (time(&small)?, time(&big)?);
+    let ratio = t_big.as_secs_f64() / t_small.as_secs_f64();
+    rows.push(Row {
+        name: format!("audit append at {big_n} entries vs at 1 (per append, fsync included)"),
+        ours: ms(t_big),
+        baseline: ms(t_small),
+        ratio: format!("{ratio:.2}x"),
+        target: "same cost (within 1.5x)".into(),
+        met: Some(ratio < 1.5),
+    });
+    let start = Instant::now();
+    let report = big.verify(None)?;
+    let took = start.elapsed();
+    rows.push(Row {
+        name: format!("audit verify of {} entries", report.entries),
+        ours: ms(took),
+        baseline: "-".into(),
+        ratio: format!("{:.0} entries/ms", report.entries as f64 / took.as_secs_f64() / 1000.0),
+        target: "verifies".into(),
+        met: Some(report.ok()),
+    });
+    Ok(())
+}
+
+/// Writes a valid hash chain of `n` entries quickly (no lock, no fsync per entry).
+fn write_chain(path: &Path, n: u64) -> Result<()> {
+    use std::io::Write;
+    let f = std::fs::File::create(path)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    w.write_all(b"[\n")?;
+    let mut prev = betty_core::audit::GENESIS.to_string();
+    for seq in 0..n {
+        let mut e = serde_json::json!({
+            "timestamp": "2026-01-01T00:00:00.000000Z",
+            "operation": "policy.enforce",
+            "skill": format!("skill.n{seq}"),
+            "user": "bench@example.com",
+            "ip_address": "127.0.0.1",
+            "outcome": "passed",
+            "policy_checks": [{"policy": "skill-naming-convention", "result": "pass"}],
+            "session_id": "bench",
+            "seq": seq,
+            "prev_hash": prev,
+        });
+        let hash = betty_core::audit::entry_hash(&e);
+        e["hash"] = hash.clone().into();
+        if seq > 0 {
+            w.write_all(b",\n")?;
+        }
+        serde_json::to_writer(&mut w, &e)?;
+        prev = hash;
+    }
+    w.write_all(b"\n]\n")?;
+    w.flush()?;
+    Ok(())
+}

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod generate;
 #[cfg(test)]
 mod tidy;
 
@@ -56,7 +57,9 @@ pub fn cargo() -> Command {
 pub fn step(name: &str, mut cmd: Command) -> Result<()> {
     eprintln!("==> {name}");
     let started = std::time::Instant::now();
-    let status = cmd.status().with_context(|| format!("cannot start `{name}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{name}`"))?;
     eprintln!("    {name}: {:.1}s", started.elapsed().as_secs_f64());
     if !status.success() {
         bail!("`{name}` failed ({status})");
@@ -69,7 +72,14 @@ fn ci() -> Result<()> {
     fmt.args(["fmt", "--all", "--check"]);
     step("cargo fmt --check", fmt)?;
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     step("cargo clippy -D warnings", clippy)?;
     let has_nextest = cargo()
         .args(["nextest", "--version"])
@@ -91,6 +101,14 @@ fn ci() -> Result<()> {
 
 fn demo() -> Result<()> {
     let mut c = cargo();
-    c.args(["run", "--release", "-p", "policy-enforce", "--", "--action", "audit"]);
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "policy-enforce",
+        "--",
+        "--action",
+        "audit",
+    ]);
     step("policy-enforce --action audit", c)
 }

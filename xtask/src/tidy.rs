@@ -33,10 +33,7 @@ fn readme_has_exactly_the_two_setup_commands() {
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
         .expect("README.md has a `## Set up` section");
-    let commands: Vec<&str> = setup
-        .lines()
-        .filter(|l| l.starts_with("cargo "))
-        .collect();
+    let commands: Vec<&str> = setup.lines().filter(|l| l.starts_with("cargo ")).collect();
     assert_eq!(
         commands,
         vec![
@@ -44,7 +41,10 @@ fn readme_has_exactly_the_two_setup_commands() {
             "cargo xtask ci"
         ]
     );
-    assert!(read(".ci/run").contains("cargo xtask ci"), ".ci/run must run the README's test command");
+    assert!(
+        read(".ci/run").contains("cargo xtask ci"),
+        ".ci/run must run the README's test command"
+    );
 }
 
 #[test]
@@ -55,7 +55,10 @@ fn every_crate_is_in_the_architecture_code_map() {
             let entry = entry.unwrap();
             if entry.path().join("Cargo.toml").is_file() {
                 let name = format!("{dir}/{}", entry.file_name().to_string_lossy());
-                assert!(arch.contains(&name), "ARCHITECTURE.md does not mention `{name}`");
+                assert!(
+                    arch.contains(&name),
+                    "ARCHITECTURE.md does not mention `{name}`"
+                );
             }
         }
     }
@@ -76,7 +79,11 @@ fn every_skill_crate_is_a_registered_betty_skill() {
         }
         let manifest = dir.join("skill.yaml");
         assert!(manifest.is_file(), "{} has no skill.yaml", dir.display());
-        assert!(dir.join("SKILL.md").is_file(), "{} has no SKILL.md", dir.display());
+        assert!(
+            dir.join("SKILL.md").is_file(),
+            "{} has no SKILL.md",
+            dir.display()
+        );
         let m = betty_core::manifest::Manifest::read(&manifest, betty_core::manifest::Kind::Skill)
             .unwrap();
         let folder = dir.file_name().unwrap().to_string_lossy().to_string();
@@ -102,11 +109,14 @@ fn every_schema_file_is_valid_json_with_an_id() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let id = v["$id"].as_str().unwrap_or_default();
         let name = path.file_name().unwrap().to_string_lossy();
-        assert!(id.ends_with(&*name), "{name}: $id `{id}` does not end with the file name");
+        assert!(
+            id.ends_with(&*name),
+            "{name}: $id `{id}` does not end with the file name"
+        );
         n += 1;
     }
     assert!(n >= betty_core::schema::SchemaId::ALL.len());
