@@ -10,6 +10,7 @@
 //! Invariant: this crate never prints and never exits. Every failure is a typed [`Error`];
 //! binaries add context and map it to an exit code through [`ExitStatus`].
 
+pub mod approval;
 pub mod audit;
 pub mod canonical;
 pub mod discover;
