@@ -216,9 +216,10 @@ impl Manifest {
             .collect()
     }
 
-    /// The canonical digest of the manifest (what an approval binds to).
+    /// The canonical digest of the manifest (what an approval binds to). Registry-added keys
+    /// are left out, so a manifest and its unchanged registry entry have one digest.
     pub fn digest(&self) -> String {
-        crate::canonical::digest(&self.doc.value)
+        crate::canonical::digest(&crate::registry::without_registry_keys(&self.doc.value))
     }
 }
 
