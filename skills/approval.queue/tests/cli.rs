@@ -1,0 +1,330 @@
+//! `approval-queue` end to end: the real binary on a registry in a temporary folder.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let reg = root.join("registry");
+        std::fs::create_dir_all(reg.join("approvals")).unwrap();
+        std::fs::write(reg.join("audit_log.json"), "[\n]\n").unwrap();
+        std::fs::write(
+            reg.join("approvals/groups.yaml"),
+            "groups:\n  security: [alice@x.com, bob@x.com, carol@x.com]\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("skills/deploy.release")).unwrap();
+        std::fs::write(
+            root.join("skills/deploy.release/skill.yaml"),
+            "name: deploy.release\nversion: 1.0.0\ndescription: Ship it\nstatus: active\npermissions: [network:http]\n",
+        )
+        .unwrap();
+        Env { _dir: dir, root }
+    }
+
+    fn run(&self, user: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_approval-queue"))
+            .args(args)
+            .args(["--user", user])
+            .current_dir(&self.root)
+            .env_remove("BETTY_REGISTRY")
+            .env_remove("BETTY_HOME")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn manifest(&self) -> String {
+        self.root
+            .join("skills/deploy.release/skill.yaml")
+            .display()
+            .to_string()
+    }
+
+    fn request(&self, required: &str) -> String {
+        let m = self.manifest();
+        let out = self.run(
+            "dev@x.com",
+            &[
+                "request",
+                "--operation",
+                "deploy",
+                "--manifest",
+                &m,
+                "--approvers",
+                "security",
+                "--required",
+                required,
+                "--reason",
+                "release 1.0",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    fn registry(&self) -> PathBuf {
+        self.root.join("registry")
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn events(reg: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(reg.join("telemetry/events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn two_of_a_group_approve_and_the_approval_binds_to_the_manifest() {
+    let env = Env::new();
+    let id = env.request("2");
+    let m = env.manifest();
+    let check = ["check", "--operation", "deploy", "--manifest", m.as_str()];
+    assert_eq!(env.run("dev@x.com", &check).status.code(), Some(3));
+    let a = env.run("alice@x.com", &["approve", &id, "--comment", "looks fine"]);
+    assert_eq!(a.status.code(), Some(3), "{}", stderr(&a));
+    assert!(stdout(&a).contains("1/2"), "{}", stdout(&a));
+    // The same approver again: idempotent, still 1/2.
+    let again = env.run("alice@x.com", &["approve", &id]);
+    assert_eq!(again.status.code(), Some(3));
+    assert!(stdout(&again).contains("1/2"));
+    let b = env.run("bob@x.com", &["approve", &id]);
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    assert_eq!(
+        env.run("dev@x.com", &["status", &id]).status.code(),
+        Some(0)
+    );
+    assert_eq!(env.run("dev@x.com", &check).status.code(), Some(0));
+    // Change the manifest: the approval no longer applies.
+    std::fs::write(
+        env.root.join("skills/deploy.release/skill.yaml"),
+        "name: deploy.release\nversion: 1.0.1\ndescription: Ship it\nstatus: active\npermissions: [network:http]\n",
+    )
+    .unwrap();
+    assert_eq!(env.run("dev@x.com", &check).status.code(), Some(1));
+    // Every transition was audited and the chain verifies; events were recorded.
+    let log = betty_core::audit::AuditLog::new(&env.registry().join("audit_log.json"));
+    let report = log.verify(None).unwrap();
+    assert!(report.ok());
+    assert_eq!(report.hashed_entries, 3);
+    let types: Vec<String> = events(&env.registry())
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "approval.requested",
+            "approval.decided",
+            "approval.approved"
+        ]
+    );
+    // The stored file matches the published schema.
+    let text =
+        std::fs::read_to_string(env.registry().join(format!("approvals/{id}.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    betty_core::schema::validate(betty_core::schema::SchemaId::ApprovalRequest, &v).unwrap();
+}
+
+#[test]
+fn refusals_and_rejection() {
+    let env = Env::new();
+    let id = env.request("1");
+    let own = env.run("dev@x.com", &["approve", &id]);
+    assert_eq!(own.status.code(), Some(2));
+    assert!(stderr(&own).contains("may not approve"), "{}", stderr(&own));
+    let outsider = env.run("mallory@x.com", &["approve", &id]);
+    assert_eq!(outsider.status.code(), Some(2));
+    assert!(
+        stderr(&outsider).contains("not a member"),
+        "{}",
+        stderr(&outsider)
+    );
+    let r = env.run("carol@x.com", &["reject", &id, "--comment", "not today"]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    let late = env.run("alice@x.com", &["approve", &id]);
+    assert_eq!(late.status.code(), Some(1));
+    assert_eq!(
+        env.run("dev@x.com", &["status", &id]).status.code(),
+        Some(1)
+    );
+    let list = env.run("dev@x.com", &["list", "--status", "rejected"]);
+    assert!(stdout(&list).contains(&id));
+}
+
+#[test]
+fn bad_input_is_exit_2_and_writes_nothing() {
+    let env = Env::new();
+    let before = std::fs::read(env.registry().join("audit_log.json")).unwrap();
+    for args in [
+        vec!["status", "../../etc/passwd"],
+        vec!["approve", "no-such-request"],
+        vec![
+            "request",
+            "--operation",
+            "deploy",
+            "--approvers",
+            "security",
+            "--reason",
+            "x",
+            "--expires-in",
+            "soon",
+        ],
+        vec![
+            "request",
+            "--operation",
+            "deploy",
+            "--approvers",
+            "../x",
+            "--reason",
+            "x",
+        ],
+        vec![
+            "request",
+            "--operation",
+            "deploy",
+            "--approvers",
+            "security",
+            "--reason",
+            "x",
+            "--required",
+            "0",
+        ],
+        vec!["check", "--operation", "deploy", "--arg", "novalue"],
+    ] {
+        let out = env.run("dev@x.com", &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    std::fs::write(
+        env.registry().join("approvals/apr-broken.json"),
+        "{\"id\": ",
+    )
+    .unwrap();
+    let out = env.run("dev@x.com", &["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("apr-broken.json:1:"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(env.registry().join("audit_log.json")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn notifications_reach_webhooks_and_smtp_and_failures_are_recorded() {
+    let env = Env::new();
+    let http = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    std::fs::write(
+        env.registry().join("approvals/notify.yaml"),
+        format!(
+            "notify:\n  slack: [http://{}/hook]\n  webhooks: [http://{dead}/gone]\n  email:\n    smtp: {}\n    from: betty@x.com\n    to: [sec@x.com]\n",
+            http.local_addr().unwrap(),
+            smtp.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let http_server = std::thread::spawn(move || {
+        let (mut s, _) = http.accept().unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        String::from_utf8(body).unwrap()
+    });
+    let smtp_server = std::thread::spawn(move || {
+        let (mut s, _) = smtp.accept().unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        s.write_all(b"220 test\r\n").unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    s.write_all(b"250 queued\r\n").unwrap();
+                } else {
+                    data.push_str(&line);
+                }
+                continue;
+            }
+            match line.split_whitespace().next().unwrap_or_default() {
+                "DATA" => {
+                    in_data = true;
+                    s.write_all(b"354 go\r\n").unwrap();
+                }
+                "QUIT" => break,
+                _ => s.write_all(b"250 ok\r\n").unwrap(),
+            }
+        }
+        data
+    });
+    let id = env.request("1");
+    let slack = http_server.join().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&slack).unwrap();
+    assert!(v["text"].as_str().unwrap().contains(&id));
+    let mail = smtp_server.join().unwrap();
+    assert!(
+        mail.contains("Subject: [betty] approval.requested"),
+        "{mail}"
+    );
+    let failed: Vec<_> = events(&env.registry())
+        .into_iter()
+        .filter(|e| e["event_type"] == "approval.notification_failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["context"]["target"]
+            .as_str()
+            .unwrap()
+            .contains("/gone")
+    );
+}
