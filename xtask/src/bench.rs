@@ -210,7 +210,10 @@ fn audit_append(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
         name: format!("audit verify of {} entries", report.entries),
         ours: ms(took),
         baseline: "-".into(),
-        ratio: format!("{:.0} entries/ms", report.entries as f64 / took.as_secs_f64() / 1000.0),
+        ratio: format!(
+            "{:.0} entries/ms",
+            report.entries as f64 / took.as_secs_f64() / 1000.0
+        ),
         target: "verifies".into(),
         met: Some(report.ok()),
     });

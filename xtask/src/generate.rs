@@ -35,7 +35,15 @@ const DOMAINS: &[&str] = &[
     "data", "api", "code", "docs", "test", "build", "deploy", "security", "workflow", "registry",
 ];
 const ACTIONS: &[&str] = &[
-    "transform", "validate", "format", "generate", "run", "package", "release", "scan", "compose",
+    "transform",
+    "validate",
+    "format",
+    "generate",
+    "run",
+    "package",
+    "release",
+    "scan",
+    "compose",
     "define",
 ];
 const PERMS: &[&str] = &[
@@ -85,7 +93,10 @@ pub fn project(root: &Path, bundled_registry: &Path, n: usize, policies: usize) 
     for entry in std::fs::read_dir(bundled_registry.join("policies"))? {
         let p = entry?.path();
         if p.extension().is_some_and(|e| e == "yaml") {
-            std::fs::copy(&p, reg.join("policies").join(p.file_name().unwrap_or_default()))?;
+            std::fs::copy(
+                &p,
+                reg.join("policies").join(p.file_name().unwrap_or_default()),
+            )?;
             copied += 1;
         }
     }
@@ -94,7 +105,10 @@ pub fn project(root: &Path, bundled_registry: &Path, n: usize, policies: usize) 
             "policy:\n  name: generated-policy-{k}\n  version: 1.0.0\n  description: Generated policy {k}\n  type: validation\n  scope: [skills]\n  rules:\n    - field: description\n      min_length: {}\n      message: Describe the skill\n      severity: warning\n    - field: tags\n      forbidden_values: [forbidden{k}]\n      message: Tag not allowed\n      severity: error\n  enforcement: warning\n",
             10 + k
         );
-        std::fs::write(reg.join("policies").join(format!("generated-{k}.yaml")), text)?;
+        std::fs::write(
+            reg.join("policies").join(format!("generated-{k}.yaml")),
+            text,
+        )?;
     }
     let mut entries = Vec::with_capacity(n);
     for i in 0..n {
@@ -138,9 +152,7 @@ pub fn registry_pair(a: &Path, b: &Path, n: usize) -> Result<()> {
     for i in 0..n / 100 {
         changed.push(manifest(n + i, &mut rng));
     }
-    let wrap = |skills: Vec<Value>| {
-        json!({"registry_version": "1.0.0", "generated_at": "2026-01-01T00:00:00.000000+00:00", "skills": skills})
-    };
+    let wrap = |skills: Vec<Value>| json!({"registry_version": "1.0.0", "generated_at": "2026-01-01T00:00:00.000000+00:00", "skills": skills});
     let style = betty_core::pyjson::Style::REGISTRY;
     std::fs::write(a, betty_core::pyjson::to_string(&wrap(entries), style))?;
     std::fs::write(b, betty_core::pyjson::to_string(&wrap(changed), style))?;

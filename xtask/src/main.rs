@@ -24,9 +24,10 @@ fn main() -> std::process::ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&root(), &args[1..]),
         Some("demo") => demo(),
+        Some("sync-registry") => sync_registry(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry"
+                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
             );
             return std::process::ExitCode::from(2);
         }
@@ -96,6 +97,41 @@ fn ci() -> Result<()> {
         test.args(["test", "--workspace", "--no-fail-fast"]);
         step("cargo test", test)?;
     }
+    Ok(())
+}
+
+/// The project's own skills are registered Betty skills: puts each `skills/*/skill.yaml` into
+/// `registry/skills.json` (only when it changed, so `updated_at` moves only on real changes).
+fn sync_registry() -> Result<()> {
+    use betty_core::manifest::{Kind, Manifest};
+    use betty_core::registry::{Registry, without_registry_keys};
+    let root = root();
+    let path = root.join("registry/skills.json");
+    let mut registry = Registry::load(&path, Kind::Skill)?;
+    let now = betty_core::time::now();
+    let mut changed = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("skills"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("skill.yaml").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let m = Manifest::read(&dir.join("skill.yaml"), Kind::Skill)?;
+        let same = registry
+            .get(&m.name)
+            .is_some_and(|e| &without_registry_keys(e) == m.value());
+        if !same {
+            registry.upsert(m.value(), now);
+            changed.push(m.name.clone());
+        }
+    }
+    if changed.is_empty() {
+        eprintln!("registry/skills.json is up to date");
+        return Ok(());
+    }
+    registry.stamp(now);
+    registry.save()?;
+    eprintln!("registered: {}", changed.join(", "));
     Ok(())
 }
 
