@@ -4,12 +4,10 @@
 //! transition in the audit trail and telemetry, notify, and exit with the request's state
 //! (0 approved, 1 rejected/expired/cancelled, 3 pending, 2 error).
 
-mod notify;
-
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, bail};
-use betty_cli::{CommonArgs, Printer};
+use approval_queue::cli::{Cli, Command, Format, Subject};
+use approval_queue::notify;
+use betty_cli::Printer;
 use betty_core::ExitStatus;
 use betty_core::approval::{ApprovalRequest, ApprovalStore, NewRequest, Status, Verdict};
 use betty_core::audit::{AuditLog, AuditRecord};
@@ -17,106 +15,9 @@ use betty_core::discover::RegistryDir;
 use betty_core::identity::Identity;
 use betty_core::manifest::{Kind, Manifest};
 use betty_core::telemetry::{EventWriter, NewEvent};
-use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
 const TOOL: &str = "approval-queue";
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "approval-queue",
-    version,
-    about = "Hold sensitive operations until enough of the right humans approve",
-    after_help = "Examples:\n  approval-queue request --operation deploy --manifest skills/deploy.release/skill.yaml \\\n      --approvers security --required 2 --reason \"release 1.4\"\n  approval-queue approve apr-0193... --comment \"reviewed\"\n  approval-queue status apr-0193...      # exit 0 approved, 1 rejected/expired, 3 pending\n  approval-queue list --status pending\n\nExit codes: 0 approved, 1 rejected/expired/cancelled, 2 error, 3 still pending."
-)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Format {
-    Text,
-    Json,
-}
-
-#[derive(Debug, clap::Args)]
-struct Subject {
-    /// The operation needing approval (`deploy`, `register`, `execute`, ...)
-    #[arg(long)]
-    operation: String,
-    /// The manifest the approval binds to (its canonical digest); `-` reads stdin
-    #[arg(long, value_name = "PATH")]
-    manifest: Option<PathBuf>,
-    /// The skill concerned (default: the manifest's name)
-    #[arg(long)]
-    skill: Option<String>,
-    /// Operation arguments the approval binds to when there is no manifest (repeatable)
-    #[arg(long = "arg", value_name = "KEY=VALUE")]
-    args: Vec<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Ask for approval; prints the request id (exit 3: pending)
-    Request {
-        #[command(flatten)]
-        subject: Subject,
-        /// The group whose members may approve (defined in `approvals/groups.yaml`)
-        #[arg(long)]
-        approvers: String,
-        /// How many distinct approvers are needed
-        #[arg(long, default_value_t = 1)]
-        required: u32,
-        /// Why the operation is needed
-        #[arg(long)]
-        reason: String,
-        /// When the request expires if not decided (`24h`, `7d`, `90m`)
-        #[arg(long, default_value = "72h", value_name = "DURATION")]
-        expires_in: String,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Approve a request (exit 0 when it is now approved, 3 while more approvals are needed)
-    Approve {
-        id: String,
-        #[arg(long)]
-        comment: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Reject a request: one rejection rejects (exit 1)
-    Reject {
-        id: String,
-        #[arg(long)]
-        comment: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Withdraw your own pending request
-    Cancel { id: String },
-    /// Print a request's state; the exit code is the state
-    Status {
-        id: String,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Is this exact subject approved? (exit 0 approved, 3 pending, 1 otherwise)
-    Check {
-        #[command(flatten)]
-        subject: Subject,
-    },
-    /// List requests
-    List {
-        /// Only requests in this state (as of now: expired requests show as expired)
-        #[arg(long, value_parser = ["pending", "approved", "rejected", "expired", "cancelled"])]
-        status: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-}
 
 fn main() -> std::process::ExitCode {
     let cli: Cli = match betty_cli::parse() {
