@@ -25,9 +25,10 @@ fn main() -> std::process::ExitCode {
         Some("bench") => bench::run(&root(), &args[1..]),
         Some("demo") => demo(),
         Some("sync-registry") => sync_registry(),
+        Some("dist") => dist(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
+                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
             );
             return std::process::ExitCode::from(2);
         }
@@ -132,6 +133,48 @@ fn sync_registry() -> Result<()> {
     registry.stamp(now);
     registry.save()?;
     eprintln!("registered: {}", changed.join(", "));
+    Ok(())
+}
+
+/// Every binary's command line, from the one definition that also parses and prints `--help`.
+fn commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![approval_queue::cli::Cli::command()]
+}
+
+/// Release binaries plus generated shell completions (bash, zsh, fish) and man pages.
+fn dist() -> Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--release", "--workspace", "--bins"]);
+    step("cargo build --release", build)?;
+    let out = root().join("target/dist");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("bin"))?;
+    std::fs::create_dir_all(out.join("man/man1"))?;
+    for mut cmd in commands() {
+        let name = cmd.get_name().to_string();
+        std::fs::copy(root().join("target/release").join(&name), out.join("bin").join(&name))
+            .with_context(|| format!("copying the `{name}` binary"))?;
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let dir = out.join("completions").join(shell.to_string());
+            std::fs::create_dir_all(&dir)?;
+            clap_complete::generate_to(shell, &mut cmd, &name, &dir)?;
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        std::fs::write(out.join("man/man1").join(format!("{name}.1")), page)?;
+        for sub in cmd.get_subcommands() {
+            let sub_name = format!("{name}-{}", sub.get_name());
+            let mut page = Vec::new();
+            clap_mangen::Man::new(sub.clone().name(sub_name.clone())).render(&mut page)?;
+            std::fs::write(out.join("man/man1").join(format!("{sub_name}.1")), page)?;
+        }
+    }
+    eprintln!("dist: {}", out.display());
     Ok(())
 }
 

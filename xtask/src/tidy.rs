@@ -122,3 +122,17 @@ fn every_schema_file_is_valid_json_with_an_id() {
     assert!(n >= betty_core::schema::SchemaId::ALL.len());
     let _ = Path::new("");
 }
+
+#[test]
+fn every_binary_has_help_with_an_example() {
+    for cmd in crate::commands() {
+        let mut cmd = cmd;
+        let help = cmd.render_long_help().to_string();
+        assert!(
+            help.contains("Example"),
+            "`{} --help` shows no example",
+            cmd.get_name()
+        );
+        cmd.debug_assert();
+    }
+}
