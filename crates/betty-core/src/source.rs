@@ -197,10 +197,34 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     let full = e.without_snippet().to_string();
     // The library appends its own "at line X, column Y"; we print positions ourselves.
     let first = full.lines().next().unwrap_or("invalid YAML").trim();
-    match first.find(" at line ") {
-        Some(i) => first[..i].to_string(),
-        None => first.to_string(),
+    let first = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    // Say it in the user's terms, not the library's.
+    if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`: each key may appear once in a mapping");
     }
+    if first.contains("alias") && (first.contains("limit") || first.contains("budget")) {
+        return format!(
+            "too many alias expansions, as in a YAML alias bomb ({first}); expand the aliases by hand"
+        );
+    }
+    if first.contains("recursion limit") || first.contains("depth") {
+        return format!(
+            "nesting too deep ({first}); the limit is {} levels",
+            limits_depth_hint()
+        );
+    }
+    first.to_string()
+}
+
+fn limits_depth_hint() -> usize {
+    Limits::MANIFEST.max_depth
 }
 
 /// Reads a whole file as UTF-8 text under the size limit.
