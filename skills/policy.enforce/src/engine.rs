@@ -1,0 +1,950 @@
+//! Evaluation: which policies apply to a target at an enforcement point, what each rule finds,
+//! how waivers and approvals change a finding, and the outcome (passed, failed, pending).
+//!
+//! Evaluation is a pure function of the policies, the target and a [`Context`] (the registry,
+//! approvals, action, time), so a batch is spread over threads and tests need no disk.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::OnceLock;
+
+use betty_core::manifest::{scalar_text, select, type_name};
+use betty_core::permission::{Permission, glob_match};
+use jiff::Timestamp;
+use regex::Regex;
+use serde_json::Value;
+
+use crate::policy::{
+    Action, ApprovalRule, Check, Enforcement, Policy, PolicySet, Rule, Severity, TargetKind,
+};
+use crate::target::{ApprovalState, Approvals, RegistryView, Target};
+use crate::waiver::Waiver;
+
+/// What a finding does to the outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Fails the check (exit 1) unless waived.
+    Blocking,
+    /// Holds the operation until an approval exists (exit 3).
+    Pending,
+    /// Reported; passes (`--strict` turns warnings into blocking).
+    Warning,
+    /// Reported; never blocks.
+    Info,
+    /// Only recorded (an `audit` policy).
+    Audit,
+    /// An approval requirement that an approved request satisfies.
+    Approved,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Blocking => "blocking",
+            Level::Pending => "pending",
+            Level::Warning => "warning",
+            Level::Info => "info",
+            Level::Audit => "audit",
+            Level::Approved => "approved",
+        }
+    }
+}
+
+/// The overall result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Pending,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Pending => "pending",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn exit_status(self) -> betty_core::ExitStatus {
+        match self {
+            Outcome::Passed => betty_core::ExitStatus::Success,
+            Outcome::Pending => betty_core::ExitStatus::Pending,
+            Outcome::Failed => betty_core::ExitStatus::Failure,
+        }
+    }
+}
+
+/// A waiver applied to a finding.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WaiverUse {
+    pub name: String,
+    pub owner: String,
+    pub reason: String,
+    pub expires: String,
+}
+
+/// An approval a finding asks for.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ApprovalNeed {
+    pub operation: String,
+    pub approvers: String,
+    pub required: u32,
+    pub subject_digest: String,
+    pub state: ApprovalState,
+}
+
+/// One violation (or approval requirement) of one rule at one place.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Finding {
+    pub target: String,
+    pub target_kind: TargetKind,
+    pub policy: String,
+    pub policy_type: String,
+    pub rule: String,
+    pub rule_kind: &'static str,
+    pub field: String,
+    /// JSON Pointer inside the target.
+    pub pointer: String,
+    pub message: String,
+    /// What exactly is wrong with the value.
+    pub detail: String,
+    pub severity: Severity,
+    pub enforcement: Enforcement,
+    pub level: Level,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+    pub controls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<WaiverUse>,
+    /// A waiver that matched but has expired: it no longer applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired_waiver: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalNeed>,
+}
+
+impl Finding {
+    pub fn waived(&self) -> bool {
+        self.waiver.is_some()
+    }
+    pub fn blocks(&self) -> bool {
+        self.level == Level::Blocking && !self.waived()
+    }
+    pub fn pends(&self) -> bool {
+        self.level == Level::Pending && !self.waived()
+    }
+    /// `policy/rule`: the id of the rule in SARIF and fixtures.
+    pub fn rule_id(&self) -> String {
+        format!("{}/{}", self.policy, self.rule)
+    }
+}
+
+/// The result of one policy on one target.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PolicyResult {
+    pub policy: String,
+    /// `passed`, `failed`, `pending`, `warning`, `waived`, `recorded`, `approved`.
+    pub result: &'static str,
+}
+
+/// Everything found about one target.
+#[derive(Clone, Debug)]
+pub struct TargetResult {
+    pub target: Target,
+    pub digest: String,
+    pub findings: Vec<Finding>,
+    pub checks: Vec<PolicyResult>,
+    pub outcome: Outcome,
+}
+
+/// What a check needs to know besides the policies and the target.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub action: Option<Action>,
+    pub strict: bool,
+    pub environment: Option<String>,
+    pub registry: &'a RegistryView,
+    pub approvals: &'a Approvals,
+    /// Names of the targets of this run: they count as registered for `registered` rules.
+    pub batch: HashSet<String>,
+    pub now: Timestamp,
+}
+
+/// Evaluates every applicable policy on one target.
+pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetResult {
+    let mut findings = Vec::new();
+    let mut checks = Vec::new();
+    for policy in &set.policies {
+        if !policy
+            .scope
+            .admits_kind(target.kind, target.is_registered_entry())
+            || !policy.scope.admits_action(cx.action)
+        {
+            continue;
+        }
+        let start = findings.len();
+        let mut applied = false;
+        for rule in &policy.rules {
+            if !rule.enabled || !rule_applies(policy, rule, target, cx) {
+                continue;
+            }
+            applied = true;
+            for (pointer, detail, approval) in check_rule(rule, target, cx) {
+                findings.push(finding(policy, rule, target, cx, pointer, detail, approval));
+            }
+        }
+        if !applied {
+            continue;
+        }
+        for f in &mut findings[start..] {
+            apply_waivers(f, &set.waivers, cx.now);
+        }
+        checks.push(PolicyResult {
+            policy: policy.name.clone(),
+            result: policy_result(&findings[start..]),
+        });
+    }
+    let outcome = outcome_of(&findings);
+    TargetResult {
+        digest: target.digest(),
+        target: target.clone(),
+        findings,
+        checks,
+        outcome,
+    }
+}
+
+/// Evaluates many targets, spread over the available cores; results keep the input order.
+pub fn evaluate_all(set: &PolicySet, targets: &[Target], cx: &Context<'_>) -> Vec<TargetResult> {
+    if targets.len() < 64 {
+        return targets.iter().map(|t| evaluate(set, t, cx)).collect();
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let chunk = targets.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = targets
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|t| evaluate(set, t, cx))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The worst outcome of some findings.
+pub fn outcome_of(findings: &[Finding]) -> Outcome {
+    if findings.iter().any(Finding::blocks) {
+        Outcome::Failed
+    } else if findings.iter().any(Finding::pends) {
+        Outcome::Pending
+    } else {
+        Outcome::Passed
+    }
+}
+
+fn policy_result(findings: &[Finding]) -> &'static str {
+    if findings.iter().any(Finding::blocks) {
+        "failed"
+    } else if findings.iter().any(Finding::pends) {
+        "pending"
+    } else if findings
+        .iter()
+        .any(|f| f.level == Level::Warning && !f.waived())
+    {
+        "warning"
+    } else if findings.iter().any(Finding::waived) {
+        "waived"
+    } else if findings.iter().any(|f| f.level == Level::Audit) {
+        "recorded"
+    } else if findings.iter().any(|f| f.level == Level::Approved) {
+        "approved"
+    } else {
+        "passed"
+    }
+}
+
+fn rule_applies(_policy: &Policy, rule: &Rule, target: &Target, cx: &Context<'_>) -> bool {
+    // Before a manifest exists only its name is known: rules on other fields wait.
+    if target.origin == crate::target::Origin::Argument {
+        let root = rule.field.split(['.', '[']).next().unwrap_or_default();
+        if target.value().get(root).is_none() {
+            return false;
+        }
+    }
+    match &rule.check {
+        // Approvals hold operations; the continuous audit and a plain check hold nothing.
+        Check::RequiresApproval(a) => {
+            cx.action.is_some_and(Action::is_operation)
+                && (a.environments.is_empty()
+                    || cx
+                        .environment
+                        .as_deref()
+                        .is_some_and(|env| a.environments.iter().any(|g| glob_match(g, env))))
+        }
+        // These compare a proposed manifest with the registered one.
+        Check::NoEscalation | Check::InSync => !target.is_registered_entry(),
+        _ => true,
+    }
+}
+
+fn level_of(policy: &Policy, rule: &Rule, strict: bool) -> Level {
+    let level = match (policy.enforcement, rule.severity) {
+        (Enforcement::Audit, _) => Level::Audit,
+        (_, Severity::Info) => Level::Info,
+        (Enforcement::Warning, _) | (Enforcement::Blocking, Severity::Warning) => Level::Warning,
+        (Enforcement::Blocking, Severity::Error) => Level::Blocking,
+    };
+    if strict && level == Level::Warning {
+        Level::Blocking
+    } else {
+        level
+    }
+}
+
+fn finding(
+    policy: &Policy,
+    rule: &Rule,
+    target: &Target,
+    cx: &Context<'_>,
+    pointer: String,
+    detail: String,
+    approval: Option<ApprovalNeed>,
+) -> Finding {
+    let pos = target.pos(&pointer);
+    let mut level = level_of(policy, rule, cx.strict);
+    if let Some(a) = &approval {
+        level = match a.state {
+            ApprovalState::Approved { .. } => Level::Approved,
+            ApprovalState::Pending { .. } => Level::Pending,
+            ApprovalState::Rejected { .. } | ApprovalState::Expired { .. } => Level::Blocking,
+        };
+    }
+    Finding {
+        target: target.name.clone(),
+        target_kind: target.kind,
+        policy: policy.name.clone(),
+        policy_type: policy.kind.clone(),
+        rule: rule.id.clone(),
+        rule_kind: rule.kind(),
+        field: rule.field.clone(),
+        pointer,
+        message: rule.message.clone(),
+        detail,
+        severity: rule.severity,
+        enforcement: policy.enforcement,
+        level,
+        file: target.label.clone(),
+        line: pos.line.max(1),
+        column: pos.column.max(1),
+        snippet: target.line_text(pos.line).map(|l| l.trim_end().to_string()),
+        controls: rule.controls.clone(),
+        waiver: None,
+        expired_waiver: None,
+        approval,
+    }
+}
+
+fn apply_waivers(f: &mut Finding, waivers: &[Waiver], now: Timestamp) {
+    for w in waivers
+        .iter()
+        .filter(|w| w.covers(&f.policy, &f.rule, &f.target))
+    {
+        if w.expired(now) {
+            f.expired_waiver = Some(format!(
+                "{} (expired {}, owner {})",
+                w.name, w.expires_text, w.owner
+            ));
+        } else {
+            f.waiver = Some(WaiverUse {
+                name: w.name.clone(),
+                owner: w.owner.clone(),
+                reason: w.reason.clone(),
+                expires: w.expires_text.clone(),
+            });
+            return;
+        }
+    }
+}
+
+type Hit = (String, String, Option<ApprovalNeed>);
+
+fn hit(pointer: String, detail: String) -> Hit {
+    (pointer, detail, None)
+}
+
+/// The values a rule's field reaches; `$` is the whole document.
+fn selected<'a>(root: &'a Value, field: &str) -> Vec<(String, &'a Value)> {
+    if field == "$" {
+        vec![(String::new(), root)]
+    } else {
+        select(root, field)
+    }
+}
+
+/// Value checks look at each element of a list.
+fn elements<'a>(sel: &[(String, &'a Value)]) -> Vec<(String, &'a Value)> {
+    let mut out = Vec::new();
+    for (ptr, v) in sel {
+        match v {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    out.push((format!("{ptr}/{i}"), item));
+                }
+            }
+            other => out.push((ptr.clone(), *other)),
+        }
+    }
+    out
+}
+
+fn show(v: &Value) -> String {
+    format!("`{}`", scalar_text(v))
+}
+
+fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
+    let root = target.value();
+    let sel = selected(root, &rule.field);
+    let mut hits = Vec::new();
+    match &rule.check {
+        Check::Required => {
+            for ptr in missing(root, &rule.field) {
+                hits.push(hit(ptr, format!("`{}` is missing or empty", rule.field)));
+            }
+        }
+        Check::Pattern { regex, source } => {
+            for (ptr, v) in elements(&sel) {
+                match v {
+                    Value::String(s) if regex.is_match(s) => {}
+                    Value::String(s) => {
+                        hits.push(hit(ptr, format!("`{s}` does not match `{source}`")))
+                    }
+                    other => hits.push(hit(
+                        ptr,
+                        format!(
+                            "expected text matching `{source}`, found {} {}",
+                            type_name(other),
+                            show(other)
+                        ),
+                    )),
+                }
+            }
+        }
+        Check::AllowedValues(allowed) => {
+            for (ptr, v) in elements(&sel) {
+                if !allowed
+                    .iter()
+                    .any(|a| same_value(a, v, rule.permission_field))
+                {
+                    let list: Vec<String> = allowed.iter().map(scalar_text).collect();
+                    hits.push(hit(
+                        ptr,
+                        format!("{} is not one of: {}", show(v), list.join(", ")),
+                    ));
+                }
+            }
+        }
+        Check::ForbiddenValues(forbidden) => {
+            for (ptr, v) in elements(&sel) {
+                if let Some(f) = forbidden
+                    .iter()
+                    .find(|a| same_value(a, v, rule.permission_field))
+                {
+                    hits.push(hit(
+                        ptr,
+                        format!("{} is forbidden (matches {})", show(v), show(f)),
+                    ));
+                }
+            }
+        }
+        Check::Length { min, max } => {
+            for (ptr, v) in &sel {
+                let (len, unit) = match v {
+                    Value::String(s) => (s.chars().count() as u64, "characters"),
+                    Value::Array(a) => (a.len() as u64, "items"),
+                    Value::Null => continue,
+                    other => {
+                        hits.push(hit(
+                            ptr.clone(),
+                            format!("expected text or a list, found {}", type_name(other)),
+                        ));
+                        continue;
+                    }
+                };
+                if let Some(m) = min.filter(|m| len < *m) {
+                    hits.push(hit(
+                        ptr.clone(),
+                        format!("{len} {unit}, fewer than the minimum {m}"),
+                    ));
+                }
+                if let Some(m) = max.filter(|m| len > *m) {
+                    hits.push(hit(
+                        ptr.clone(),
+                        format!("{len} {unit}, more than the maximum {m}"),
+                    ));
+                }
+            }
+        }
+        Check::Semver => {
+            for (ptr, v) in elements(&sel) {
+                match v {
+                    Value::String(s) if semver().is_match(s) => {}
+                    other => hits.push(hit(
+                        ptr,
+                        format!("{} is not a semantic version such as `1.2.3`", show(other)),
+                    )),
+                }
+            }
+        }
+        Check::Allow(patterns) => {
+            for (ptr, v) in elements(&sel) {
+                match parse_permission(v) {
+                    Err(why) => hits.push(hit(ptr, why)),
+                    Ok(p) if patterns.iter().any(|pat| pat.matches(&p)) => {}
+                    Ok(p) => hits.push(hit(
+                        ptr,
+                        format!(
+                            "{} (`{}`) is not covered by the allow-list ({})",
+                            show(v),
+                            p.canonical(),
+                            patterns
+                                .iter()
+                                .map(|p| p.raw.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+        Check::Deny(patterns) => {
+            for (ptr, v) in elements(&sel) {
+                if let Ok(p) = parse_permission(v)
+                    && let Some(pat) = patterns.iter().find(|pat| pat.overlaps(&p))
+                {
+                    hits.push(hit(
+                        ptr,
+                        format!(
+                            "{} (`{}`) touches the denied `{}`",
+                            show(v),
+                            p.canonical(),
+                            pat.raw
+                        ),
+                    ));
+                }
+            }
+        }
+        Check::AllowedGlobs(globs) => {
+            for (ptr, v) in elements(&sel) {
+                let text = scalar_text(v);
+                if !globs.iter().any(|g| glob_match(g, &text)) {
+                    hits.push(hit(
+                        ptr,
+                        format!("{} matches none of: {}", show(v), globs.join(", ")),
+                    ));
+                }
+            }
+        }
+        Check::ForbiddenGlobs(globs) => {
+            for (ptr, v) in elements(&sel) {
+                let text = scalar_text(v);
+                if let Some(g) = globs.iter().find(|g| glob_match(g, &text)) {
+                    hits.push(hit(ptr, format!("{} matches the forbidden `{g}`", show(v))));
+                }
+            }
+        }
+        Check::WithinWorkspace => {
+            for (ptr, v) in elements(&sel) {
+                if let Ok(p) = parse_permission(v)
+                    && p.domain == "filesystem"
+                    && let Some(scope) = &p.scope
+                    && let Some(why) = outside_workspace(scope)
+                {
+                    hits.push(hit(
+                        ptr,
+                        format!("{} reaches outside the workspace: `{scope}` {why}", show(v)),
+                    ));
+                }
+            }
+        }
+        Check::NoEscalation => {
+            if let Some(registered) = cx.registry.get(target.kind, &target.name) {
+                let before: Vec<Permission> = elements(&selected(registered.value(), &rule.field))
+                    .into_iter()
+                    .filter_map(|(_, v)| parse_permission(v).ok())
+                    .collect();
+                let version = registered
+                    .value()
+                    .get("version")
+                    .map(scalar_text)
+                    .unwrap_or_else(|| "?".into());
+                for (ptr, v) in elements(&sel) {
+                    if let Ok(p) = parse_permission(v)
+                        && !before.iter().any(|b| b.covers(&p))
+                    {
+                        let had: Vec<String> = before.iter().map(Permission::canonical).collect();
+                        hits.push(hit(
+                            ptr,
+                            format!(
+                                "{} escalates beyond the registered version {version} (which has: {})",
+                                show(v),
+                                if had.is_empty() { "none".to_string() } else { had.join(", ") }
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Check::Registered => {
+            for (ptr, v) in elements(&sel) {
+                match v.as_str() {
+                    Some(name) if cx.registry.find(name).is_some() || cx.batch.contains(name) => {}
+                    Some(name) => hits.push(hit(ptr, format!("`{name}` is not registered"))),
+                    None => hits.push(hit(ptr, format!("expected a name, found {}", type_name(v)))),
+                }
+            }
+        }
+        Check::ForbiddenStatus(statuses) => {
+            for (ptr, v) in elements(&sel) {
+                if let Some(name) = v.as_str()
+                    && let Some(entry) = cx.registry.find(name)
+                    && let Some(status) = entry.value().get("status").and_then(Value::as_str)
+                    && statuses.iter().any(|s| s == status)
+                {
+                    hits.push(hit(ptr, format!("`{name}` is {status}")));
+                }
+            }
+        }
+        Check::Acyclic => {
+            if let Some((ptr, path)) = find_cycle(rule, target, cx) {
+                hits.push(hit(ptr, format!("dependency cycle: {}", path.join(" → "))));
+            }
+        }
+        Check::InSync => {
+            if let Some(registered) = cx.registry.get(target.kind, &target.name) {
+                hits.extend(drift(rule, target.value(), registered));
+            }
+        }
+        Check::RequiresApproval(a) => {
+            if let Some(h) = approval_hit(a, &sel, target, cx) {
+                hits.push(h);
+            }
+        }
+    }
+    hits
+}
+
+fn approval_hit(
+    a: &ApprovalRule,
+    sel: &[(String, &Value)],
+    target: &Target,
+    cx: &Context<'_>,
+) -> Option<Hit> {
+    let action = cx.action?;
+    let trigger = if a.when.is_empty() {
+        sel.first()
+            .map(|(p, v)| (p.clone(), format!("{} needs approval", show(v))))
+    } else {
+        elements(sel).into_iter().find_map(|(ptr, v)| {
+            let p = parse_permission(v).ok()?;
+            a.when
+                .iter()
+                .any(|w| w.matches(&p) || w.overlaps(&p))
+                .then(|| (ptr, format!("{} needs approval", show(v))))
+        })
+    }?;
+    let digest = target.digest();
+    let state = cx.approvals.state(action, &target.name, &digest, a, cx.now);
+    let detail = match &state {
+        ApprovalState::Approved { request } => {
+            format!("{}: approved by request `{request}`", trigger.1)
+        }
+        ApprovalState::Pending { request: Some(id) } => {
+            format!("{}: request `{id}` is pending", trigger.1)
+        }
+        ApprovalState::Pending { request: None } => format!(
+            "{}: {} approval(s) from `{}` for `{action}` of `{}` with subject_digest {digest}",
+            trigger.1, a.required, a.approvers, target.name
+        ),
+        ApprovalState::Rejected { request } => {
+            format!("{}: request `{request}` was rejected", trigger.1)
+        }
+        ApprovalState::Expired { request } => format!("{}: request `{request}` expired", trigger.1),
+    };
+    Some((
+        trigger.0,
+        detail,
+        Some(ApprovalNeed {
+            operation: action.as_str().to_string(),
+            approvers: a.approvers.clone(),
+            required: a.required,
+            subject_digest: digest,
+            state,
+        }),
+    ))
+}
+
+/// Pointers where a required field is missing or empty.
+fn missing(root: &Value, field: &str) -> Vec<String> {
+    if field == "$" {
+        return Vec::new();
+    }
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    };
+    let (parent, key) = match field.rfind('.') {
+        Some(i) if !field[i + 1..].contains('[') => (Some(&field[..i]), &field[i + 1..]),
+        None if !field.contains('[') => (None, field),
+        _ => {
+            // Ends with an index: present and non-empty.
+            let sel = select(root, field);
+            return if sel.is_empty() || sel.iter().all(|(_, v)| empty(v)) {
+                vec![String::new()]
+            } else {
+                Vec::new()
+            };
+        }
+    };
+    let parents = match parent {
+        None => vec![(String::new(), root)],
+        Some(p) => {
+            let found = select(root, p);
+            if found.is_empty() && !p.contains('[') {
+                return vec![String::new()];
+            }
+            found
+        }
+    };
+    let mut out = Vec::new();
+    for (ptr, v) in parents {
+        let targets: Vec<(String, &Value)> = match v {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("{ptr}/{i}"), x))
+                .collect(),
+            other => vec![(ptr.clone(), other)],
+        };
+        for (p, obj) in targets {
+            match obj.get(key) {
+                Some(v) if !empty(v) => {}
+                Some(_) => out.push(format!("{p}/{}", betty_core::source::escape_pointer(key))),
+                None => out.push(p),
+            }
+        }
+    }
+    out
+}
+
+fn same_value(rule_value: &Value, v: &Value, permission_field: bool) -> bool {
+    match (rule_value, v) {
+        (Value::String(a), Value::String(b)) => {
+            a == b
+                || (permission_field
+                    && match (Permission::parse(a), Permission::parse(b)) {
+                        (Ok(x), Ok(y)) => x.canonical() == y.canonical(),
+                        _ => false,
+                    })
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+fn parse_permission(v: &Value) -> Result<Permission, String> {
+    match v {
+        Value::String(s) => Permission::parse(s).map_err(|e| e.to_string()),
+        other => Err(format!(
+            "expected a permission such as `filesystem:read`, found {} {}",
+            type_name(other),
+            show(other)
+        )),
+    }
+}
+
+fn outside_workspace(scope: &str) -> Option<&'static str> {
+    if scope.starts_with('/') || scope.starts_with('\\') {
+        return Some("is an absolute path");
+    }
+    if scope.starts_with('~') || scope.starts_with('$') || scope.starts_with('%') {
+        return Some("starts from a home or environment folder");
+    }
+    if scope.len() >= 2 && scope.as_bytes()[1] == b':' {
+        return Some("names a drive");
+    }
+    if scope.split(['/', '\\']).any(|part| part == "..") {
+        return Some("climbs out with `..`");
+    }
+    None
+}
+
+fn semver() -> &'static Regex {
+    static SEMVER: OnceLock<Regex> = OnceLock::new();
+    SEMVER.get_or_init(|| {
+        Regex::new(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+            .unwrap_or_else(|_| Regex::new("^$").unwrap_or_else(|_| unreachable!("a constant regex")))
+    })
+}
+
+/// A cycle through the target along the rule's field: the target's own values, then the
+/// registered entries'. Returns the pointer of the first edge and the path.
+fn find_cycle(rule: &Rule, target: &Target, cx: &Context<'_>) -> Option<(String, Vec<String>)> {
+    let edges = |name: &str| -> Vec<String> {
+        let value = if name == target.name {
+            Some(target.value())
+        } else {
+            cx.registry.find(name).map(Target::value)
+        };
+        value
+            .map(|v| {
+                elements(&selected(v, &rule.field))
+                    .into_iter()
+                    .filter_map(|(_, d)| d.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let start_edges: Vec<(String, String)> = elements(&selected(target.value(), &rule.field))
+        .into_iter()
+        .filter_map(|(p, d)| d.as_str().map(|s| (p, s.to_string())))
+        .collect();
+    for (ptr, first) in start_edges {
+        // Breadth-first from `first` back to the target, remembering parents for the path.
+        let mut parent: HashMap<String, String> = HashMap::new();
+        let mut queue = VecDeque::from([first.clone()]);
+        let mut seen: HashSet<String> = HashSet::from([first.clone()]);
+        while let Some(node) = queue.pop_front() {
+            if node == target.name {
+                let mut path = vec![target.name.clone()];
+                let mut cur = node;
+                let mut back = vec![cur.clone()];
+                while let Some(p) = parent.get(&cur) {
+                    back.push(p.clone());
+                    cur = p.clone();
+                }
+                back.reverse();
+                path.extend(back);
+                return Some((ptr, path));
+            }
+            if seen.len() > 100_000 {
+                break;
+            }
+            for next in edges(&node) {
+                if seen.insert(next.clone()) {
+                    parent.insert(next.clone(), node.clone());
+                    queue.push_back(next);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn drift(rule: &Rule, value: &Value, registered: &Target) -> Vec<Hit> {
+    let entry = betty_core::registry::without_registry_keys(registered.value());
+    let mut hits = Vec::new();
+    let version = entry
+        .get("version")
+        .map(scalar_text)
+        .unwrap_or_else(|| "?".into());
+    if rule.field == "$" {
+        let empty = serde_json::Map::new();
+        let here = value.as_object().unwrap_or(&empty);
+        let there = entry.as_object().unwrap_or(&empty);
+        let mut keys: Vec<&String> = here.keys().chain(there.keys()).collect();
+        keys.dedup();
+        let mut seen = HashSet::new();
+        for key in keys {
+            if !seen.insert(key)
+                || betty_core::registry::REGISTRY_ADDED_KEYS.contains(&key.as_str())
+            {
+                continue;
+            }
+            let ptr = format!("/{}", betty_core::source::escape_pointer(key));
+            match (here.get(key), there.get(key)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(a), Some(b)) => hits.push(hit(
+                    ptr,
+                    format!("`{key}` differs from the registry (registered {version}): {} here, {} registered", show(a), show(b)),
+                )),
+                (Some(_), None) => hits.push(hit(ptr, format!("`{key}` is not in the registered entry ({version})"))),
+                (None, Some(_)) => hits.push(hit(String::new(), format!("`{key}` is registered ({version}) but missing here"))),
+                (None, None) => {}
+            }
+        }
+    } else {
+        let here = selected(value, &rule.field);
+        let there = selected(&entry, &rule.field);
+        let a: Vec<&Value> = here.iter().map(|(_, v)| *v).collect();
+        let b: Vec<&Value> = there.iter().map(|(_, v)| *v).collect();
+        if a != b {
+            let ptr = here.first().map(|(p, _)| p.clone()).unwrap_or_default();
+            hits.push(hit(
+                ptr,
+                format!(
+                    "`{}` differs from the registered version {version}",
+                    rule.field
+                ),
+            ));
+        }
+    }
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_are_found_at_every_depth() {
+        let v =
+            serde_json::json!({"name": "a", "status": "", "entrypoints": [{"command": "x"}, {}]});
+        assert!(missing(&v, "name").is_empty());
+        assert_eq!(missing(&v, "status"), vec!["/status"]);
+        assert_eq!(missing(&v, "version"), vec![""]);
+        assert_eq!(
+            missing(&v, "entrypoints[*].command"),
+            vec!["/entrypoints/1"]
+        );
+        assert_eq!(missing(&v, "meta.owner"), vec![""]);
+    }
+
+    #[test]
+    fn workspace_paths() {
+        assert!(outside_workspace("/etc/shadow").is_some());
+        assert!(outside_workspace("../x").is_some());
+        assert!(outside_workspace("a/../../x").is_some());
+        assert!(outside_workspace("~/.ssh").is_some());
+        assert!(outside_workspace("data/in.csv").is_none());
+        assert!(outside_workspace("data/*.csv").is_none());
+    }
+
+    #[test]
+    fn semver_is_strict() {
+        for ok in ["0.1.0", "1.2.3-rc.1+build.5"] {
+            assert!(semver().is_match(ok), "{ok}");
+        }
+        for bad in ["1.0", "01.2.3", "1.2.3.4", "v1.2.3"] {
+            assert!(!semver().is_match(bad), "{bad}");
+        }
+    }
+}

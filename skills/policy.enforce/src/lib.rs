@@ -1,0 +1,299 @@
+//! The Betty policy engine behind `policy-enforce`.
+//!
+//! [`policy`] loads and validates `registry/policies/*.yaml` (every problem with the policy
+//! file's `line:column`) and compiles rules once; [`waiver`] reads `waivers.yaml`; [`target`]
+//! reads what is checked (manifests, registry entries, workflows, a bare name) with positions;
+//! [`engine`] evaluates policies on targets at an enforcement point, applying waivers and
+//! approvals; [`report`] renders a run as text, JSON, SARIF or JUnit; [`compliance`] maps
+//! findings to SOC 2 / ISO 27001 controls; [`fixture`] runs policy fixtures; [`record`] writes
+//! the audit entry and telemetry events of a decision. [`check`] ties them together for one run.
+//!
+//! Invariant: this library never prints and never exits; the binary does both.
+
+pub mod cli;
+pub mod compliance;
+pub mod engine;
+pub mod fixture;
+pub mod policy;
+pub mod record;
+pub mod report;
+pub mod target;
+pub mod waiver;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use betty_core::discover::RegistryDir;
+use betty_core::manifest::check_safe_name;
+use jiff::Timestamp;
+
+use crate::engine::{Context, evaluate_all};
+use crate::policy::{Action, Check, LoadError, PolicySet, TargetKind};
+use crate::report::Report;
+use crate::target::{Approvals, RegistryView, Target};
+
+/// Why a run could not decide anything (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Input(#[from] betty_core::Error),
+    #[error(transparent)]
+    Policies(#[from] LoadError),
+    #[error("{} input(s) could not be read:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Inputs(Vec<betty_core::Error>),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What one enforcement run checks, and how.
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    pub action: Option<Action>,
+    /// `--skill-name`: the name to check before creation (or a registered skill to execute).
+    pub skill_name: Option<String>,
+    /// Manifest paths, `-`, registered names or workflow files.
+    pub inputs: Vec<String>,
+    /// `--all`: every `skills/*/skill.yaml` and `agents/*/agent.yaml` of the project.
+    pub all: bool,
+    /// How to read manifests whose file name does not say (`-`, `x.yaml`).
+    pub kind: Option<TargetKind>,
+    pub strict: bool,
+    pub environment: Option<String>,
+    /// Policies folder (default: the registry's `policies/`).
+    pub policies: Option<PathBuf>,
+}
+
+/// Everything a run works with, loaded once.
+#[derive(Debug)]
+pub struct World {
+    pub registry_dir: RegistryDir,
+    pub policies: PolicySet,
+    pub registry: RegistryView,
+    pub now: Timestamp,
+}
+
+impl World {
+    pub fn load(registry_dir: RegistryDir, policies: Option<&Path>) -> Result<World, RunError> {
+        let dir = policies
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| registry_dir.policies_dir());
+        let policies = PolicySet::load_dir(&dir)?;
+        let registry = RegistryView::load(&registry_dir)?;
+        Ok(World {
+            registry_dir,
+            policies,
+            registry,
+            now: betty_core::time::now(),
+        })
+    }
+
+    fn needs_approvals(&self, action: Option<Action>) -> bool {
+        action.is_some_and(Action::is_operation)
+            && self
+                .policies
+                .policies
+                .iter()
+                .flat_map(|p| &p.rules)
+                .any(|r| matches!(r.check, Check::RequiresApproval(_)))
+    }
+
+    pub fn approvals(&self, action: Option<Action>) -> Result<Approvals, RunError> {
+        if self.needs_approvals(action) {
+            Ok(Approvals::load(&self.registry_dir.approvals_dir())?)
+        } else {
+            Ok(Approvals::default())
+        }
+    }
+}
+
+/// Runs one enforcement: gathers the targets the options name, evaluates, and reports.
+pub fn check(world: &World, opts: &CheckOptions) -> Result<Report, RunError> {
+    let targets = gather(world, opts)?;
+    let approvals = world.approvals(opts.action)?;
+    let cx = Context {
+        action: opts.action,
+        strict: opts.strict,
+        environment: opts.environment.clone(),
+        registry: &world.registry,
+        approvals: &approvals,
+        batch: targets.iter().map(|t| t.name.clone()).collect(),
+        now: world.now,
+    };
+    let results = evaluate_all(&world.policies, &targets, &cx);
+    Ok(Report::new(
+        &world.policies,
+        results,
+        opts.action,
+        opts.strict,
+        opts.environment.clone(),
+        world.now,
+    ))
+}
+
+/// Everything registered and on disk, as the continuous audit and the compliance report see
+/// it: every registry entry, plus each manifest on disk that is not registered or differs
+/// from its entry (drift).
+pub fn audit_targets(world: &World) -> Result<Vec<Target>, RunError> {
+    let mut targets: Vec<Target> = world.registry.current().cloned().collect();
+    let on_disk = target::read_manifests(&target::discover_manifests(
+        &world.registry_dir.project_root(),
+    ))
+    .map_err(RunError::Inputs)?;
+    for t in on_disk {
+        let same = world
+            .registry
+            .get(t.kind, &t.name)
+            .is_some_and(|r| r.digest() == t.digest());
+        if !same {
+            targets.push(t);
+        }
+    }
+    Ok(targets)
+}
+
+fn manifest_kind(path: &str, given: Option<TargetKind>) -> TargetKind {
+    if let Some(k) = given {
+        return k;
+    }
+    let file = Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if file == "agent.yaml" || file.ends_with(".agent.yaml") {
+        TargetKind::Agent
+    } else {
+        TargetKind::Skill
+    }
+}
+
+fn gather(world: &World, opts: &CheckOptions) -> Result<Vec<Target>, RunError> {
+    let mut targets: Vec<Target> = Vec::new();
+    let operation = matches!(opts.action, Some(Action::Execute | Action::Deploy));
+    if let Some(name) = &opts.skill_name {
+        if opts.action == Some(Action::Create) || !operation {
+            targets.push(Target::from_name(TargetKind::Skill, name, "--skill-name"));
+        } else {
+            targets.push(registered(world, name)?);
+        }
+    } else if opts.action == Some(Action::Create) && opts.inputs.is_empty() {
+        return Err(RunError::Usage(
+            "`--action create` checks a name before the skill exists: pass `--skill-name NAME` (for example `--skill-name data.transform`)".into(),
+        ));
+    }
+    if opts.action == Some(Action::Audit) {
+        targets.extend(audit_targets(world)?);
+    }
+    if opts.all {
+        let found = target::discover_manifests(&world.registry_dir.project_root());
+        targets.extend(target::read_manifests(&found).map_err(RunError::Inputs)?);
+    }
+    let mut errors = Vec::new();
+    for input in &opts.inputs {
+        match resolve(world, input, opts, operation) {
+            Ok(mut ts) => targets.append(&mut ts),
+            Err(RunError::Input(e)) => errors.push(e),
+            Err(other) => return Err(other),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RunError::Inputs(errors));
+    }
+    if targets.is_empty() && opts.action != Some(Action::Audit) && !opts.all {
+        return Err(RunError::Usage(
+            "nothing to check: give manifest paths (or `-` for stdin), `--all`, `--action audit`, or `--action create --skill-name NAME`".into(),
+        ));
+    }
+    // A skill reached twice (two workflow steps) is checked once.
+    let mut seen = HashSet::new();
+    targets.retain(|t| seen.insert((t.label.clone(), t.base.clone(), t.name.clone())));
+    Ok(targets)
+}
+
+fn registered(world: &World, name: &str) -> Result<Target, RunError> {
+    check_safe_name("skill name", name)?;
+    world.registry.find(name).cloned().ok_or_else(|| {
+        RunError::Usage(format!(
+            "`{name}` is neither a file nor a registered skill or agent in `{}`",
+            world.registry_dir.root.display()
+        ))
+    })
+}
+
+/// One command-line input: `-`, a manifest or workflow file, or a registered name.
+fn resolve(
+    world: &World,
+    input: &str,
+    opts: &CheckOptions,
+    operation: bool,
+) -> Result<Vec<Target>, RunError> {
+    if input == "-" {
+        return Ok(vec![target::read_manifest(
+            Path::new("-"),
+            opts.kind.unwrap_or(TargetKind::Skill),
+        )?]);
+    }
+    let path = Path::new(input);
+    if path.exists() {
+        if opts.kind == Some(TargetKind::Workflow)
+            || (opts.kind.is_none() && looks_like_workflow(path))
+        {
+            let (workflow, steps) = target::read_workflow(path)?;
+            let mut out = vec![workflow];
+            if operation {
+                // Each step runs the skill as registered; unregistered steps are the workflow
+                // policies' business.
+                for (name, _) in steps {
+                    if let Some(t) = world.registry.find(&name) {
+                        out.push(t.clone());
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        return Ok(vec![target::read_manifest(
+            path,
+            manifest_kind(input, opts.kind),
+        )?]);
+    }
+    if operation && check_safe_name("skill name", input).is_ok() {
+        return Ok(vec![registered(world, input)?]);
+    }
+    Err(RunError::Input(betty_core::Error::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            if operation {
+                "no such file, and no registered skill or agent of that name"
+            } else {
+                "no such file"
+            },
+        ),
+    }))
+}
+
+/// A workflow file: under a `workflows/` folder, or a YAML mapping with `steps:` and no
+/// `entrypoints:` (cheap sniff of the text, no parse).
+fn looks_like_workflow(path: &Path) -> bool {
+    if path.components().any(|c| c.as_os_str() == "workflows") {
+        return true;
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name == "skill.yaml" || name == "agent.yaml" {
+        return false;
+    }
+    let small = std::fs::metadata(path)
+        .is_ok_and(|m| m.len() <= betty_core::limits::Limits::MANIFEST.max_bytes);
+    if !small {
+        return false;
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            text.lines().any(|l| l.starts_with("steps:"))
+                && !text.lines().any(|l| l.starts_with("entrypoints:"))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,200 @@
+//! `policy-enforce`: validate skills, agents, workflows and operations against the registry's
+//! YAML policies. Thin: parse flags, run the engine (the `policy_enforce` library), record the
+//! decision, print, map the outcome to an exit code.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use betty_cli::{CommonArgs, Printer};
+use betty_core::ExitStatus;
+use policy_enforce::cli::{CheckArgs, Cli, Command, Format, KindArg, ReportFormat};
+use policy_enforce::compliance;
+use policy_enforce::policy::{Action, TargetKind};
+use policy_enforce::{CheckOptions, World};
+
+fn main() -> std::process::ExitCode {
+    let cli: Cli = match betty_cli::parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    betty_cli::init_logging(&cli.common);
+    betty_cli::run(|| run(cli))
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let started = Instant::now();
+    let registry_dir = cli.common.registry_dir()?;
+    match cli.command {
+        Some(Command::Report {
+            framework,
+            format,
+            policies,
+        }) => {
+            let world = World::load(registry_dir, policies.as_deref())?;
+            let targets = policy_enforce::audit_targets(&world)?;
+            let report = evaluate(&world, targets, Some(Action::Audit))?;
+            let head = betty_core::audit::AuditLog::new(&world.registry_dir.audit_log())
+                .head()
+                .ok()
+                .flatten()
+                .map(|h| h.to_string());
+            let value = compliance::control_report(framework, &report, head);
+            let mut out = Printer::new();
+            match format {
+                ReportFormat::Json => out.json(&value)?,
+                ReportFormat::Text => out.write_str(&compliance::control_text(&value))?,
+            }
+            out.flush()?;
+            let failed = value["summary"]["fail"].as_u64().unwrap_or(0);
+            Ok(if failed > 0 {
+                ExitStatus::Failure
+            } else {
+                ExitStatus::Success
+            })
+        }
+        Some(Command::Test {
+            dir,
+            format,
+            policies,
+        }) => {
+            let world = World::load(registry_dir, policies.as_deref())?;
+            let approvals = world.approvals(Some(Action::Register))?;
+            let run = policy_enforce::fixture::run_dir(
+                &dir,
+                &world.policies,
+                &world.registry,
+                &approvals,
+                world.now,
+            )?;
+            let mut out = Printer::new();
+            match format {
+                ReportFormat::Json => out.json(&serde_json::to_value(&run)?)?,
+                ReportFormat::Text => {
+                    for f in &run.fixtures {
+                        if f.ok {
+                            out.line(&format!("✅ {} ({})", f.fixture, f.file))?;
+                        } else {
+                            let mut why = vec![format!(
+                                "expected {}, got {}",
+                                f.expected.as_str(),
+                                f.got.as_str()
+                            )];
+                            if !f.missing.is_empty() {
+                                why.push(format!("missing findings: {}", f.missing.join(", ")));
+                            }
+                            if !f.unexpected.is_empty() {
+                                why.push(format!(
+                                    "unexpected findings: {}",
+                                    f.unexpected.join(", ")
+                                ));
+                            }
+                            out.line(&format!(
+                                "❌ {} ({}): {}",
+                                f.fixture,
+                                f.file,
+                                why.join("; ")
+                            ))?;
+                        }
+                    }
+                    if !run.unexercised.is_empty() {
+                        out.line(&format!(
+                            "\nRules no fixture exercises ({}):",
+                            run.unexercised.len()
+                        ))?;
+                        for r in &run.unexercised {
+                            out.line(&format!("  {r}"))?;
+                        }
+                    }
+                    let failed = run.fixtures.iter().filter(|f| !f.ok).count();
+                    out.line(&format!(
+                        "\n{} fixture(s): {} passed, {failed} failed",
+                        run.fixtures.len(),
+                        run.fixtures.len() - failed
+                    ))?;
+                }
+            }
+            out.flush()?;
+            Ok(if run.passed() {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Failure
+            })
+        }
+        None => enforce(cli.check, &cli.common, registry_dir, started),
+    }
+}
+
+fn evaluate(
+    world: &World,
+    targets: Vec<policy_enforce::target::Target>,
+    action: Option<Action>,
+) -> anyhow::Result<policy_enforce::report::Report> {
+    let approvals = world.approvals(action)?;
+    let cx = policy_enforce::engine::Context {
+        action,
+        strict: false,
+        environment: None,
+        registry: &world.registry,
+        approvals: &approvals,
+        batch: targets.iter().map(|t| t.name.clone()).collect(),
+        now: world.now,
+    };
+    let results = policy_enforce::engine::evaluate_all(&world.policies, &targets, &cx);
+    Ok(policy_enforce::report::Report::new(
+        &world.policies,
+        results,
+        action,
+        false,
+        None,
+        world.now,
+    ))
+}
+
+fn enforce(
+    args: CheckArgs,
+    common: &CommonArgs,
+    registry_dir: betty_core::discover::RegistryDir,
+    started: Instant,
+) -> anyhow::Result<ExitStatus> {
+    if args.action == Some(Action::Deploy) && args.environment.is_none() {
+        anyhow::bail!(
+            "`--action deploy` needs `--environment NAME` (for example `--environment production`)"
+        );
+    }
+    if args.environment.is_some() && args.action != Some(Action::Deploy) {
+        anyhow::bail!("`--environment` goes with `--action deploy`");
+    }
+    let identity = common.identity()?;
+    let world = World::load(registry_dir, args.policies.as_deref())?;
+    let opts = CheckOptions {
+        action: args.action,
+        skill_name: args.skill_name,
+        inputs: args.inputs,
+        all: args.all,
+        kind: args.kind.map(|k| match k {
+            KindArg::Skill => TargetKind::Skill,
+            KindArg::Agent => TargetKind::Agent,
+            KindArg::Workflow => TargetKind::Workflow,
+        }),
+        strict: args.strict,
+        environment: args.environment,
+        policies: args.policies,
+    };
+    let report = policy_enforce::check(&world, &opts)?;
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    // Record before printing: a decision that cannot be recorded is not given.
+    let head = policy_enforce::record::record(&world.registry_dir, &identity, &report, elapsed)
+        .context(
+            "cannot record the decision in the audit trail and telemetry; nothing was decided",
+        )?;
+    tracing::info!(audit_head = %head, targets = report.results.len(), outcome = report.outcome.as_str(), "decision recorded");
+    let mut out = Printer::new();
+    match args.format {
+        Format::Text => out.write_str(&report.to_text(betty_cli::use_colour_on_stdout()))?,
+        Format::Json => out.json(&report.to_json())?,
+        Format::Sarif => out.json(&report.to_sarif())?,
+        Format::Junit => out.write_str(&report.to_junit())?,
+    }
+    out.flush()?;
+    Ok(report.outcome.exit_status())
+}

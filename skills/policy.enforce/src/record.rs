@@ -1,0 +1,110 @@
+//! Every decision is recorded: one audit entry per run with each policy's result
+//! (`policy_checks`), and telemetry events: `policy.enforced` per target and `policy.violated`
+//! per finding (waived and recorded ones included, marked as such), written in one batch.
+
+use betty_core::audit::{AuditLog, AuditRecord, Head, PolicyCheck};
+use betty_core::discover::RegistryDir;
+use betty_core::identity::Identity;
+use betty_core::telemetry::{EventWriter, NewEvent};
+use serde_json::{Map, Value, json};
+
+use crate::engine::Level;
+use crate::report::{Report, TOOL};
+
+/// Writes the audit entry and the events of one run; returns the new audit head.
+pub fn record(
+    registry: &RegistryDir,
+    who: &Identity,
+    report: &Report,
+    duration_ms: f64,
+) -> Result<Head, betty_core::Error> {
+    let action = report.action.map(|a| a.as_str()).unwrap_or("check");
+    let writer = EventWriter::new(&registry.events_jsonl(), TOOL);
+    let mut events = Vec::new();
+    for r in &report.results {
+        let mut context = Map::new();
+        context.insert("action".into(), action.into());
+        context.insert("target_kind".into(), r.target.kind.as_str().into());
+        context.insert("source".into(), r.target.label.clone().into());
+        context.insert("digest".into(), r.digest.clone().into());
+        context.insert("policies".into(), json!(r.checks));
+        context.insert("findings".into(), r.findings.len().into());
+        context.insert("strict".into(), report.strict.into());
+        events.push(writer.complete(
+            NewEvent {
+                event_type: "policy.enforced".into(),
+                skill_name: Some(r.target.name.clone()),
+                outcome: r.outcome.as_str().into(),
+                duration_ms: Some(duration_ms),
+                context,
+                ..NewEvent::default()
+            },
+            who,
+        )?);
+        for f in r.findings.iter().filter(|f| f.level != Level::Approved) {
+            let mut context = Map::new();
+            context.insert("action".into(), action.into());
+            context.insert("policy".into(), f.policy.clone().into());
+            context.insert("rule".into(), f.rule.clone().into());
+            context.insert("field".into(), f.field.clone().into());
+            context.insert("level".into(), f.level.as_str().into());
+            context.insert(
+                "waived".into(),
+                f.waiver
+                    .as_ref()
+                    .map(|w| Value::from(w.name.clone()))
+                    .unwrap_or(Value::Null),
+            );
+            context.insert(
+                "location".into(),
+                format!("{}:{}:{}", f.file, f.line, f.column).into(),
+            );
+            context.insert("detail".into(), f.detail.clone().into());
+            events.push(writer.complete(
+                NewEvent {
+                    event_type: "policy.violated".into(),
+                    skill_name: Some(f.target.clone()),
+                    outcome: if f.waived() {
+                        "waived".into()
+                    } else {
+                        f.level.as_str().into()
+                    },
+                    duration_ms: None,
+                    context,
+                    ..NewEvent::default()
+                },
+                who,
+            )?);
+        }
+    }
+    let skill = match report.results.as_slice() {
+        [one] => Some(one.target.name.clone()),
+        _ => None,
+    };
+    let record = AuditRecord {
+        operation: "policy.enforce".into(),
+        skill,
+        outcome: report.outcome.as_str().into(),
+        policy_checks: report
+            .policy_checks()
+            .into_iter()
+            .map(|(policy, result)| PolicyCheck {
+                policy,
+                result: result.into(),
+            })
+            .collect(),
+        details: Some(json!({
+            "action": action,
+            "environment": report.environment,
+            "strict": report.strict,
+            "targets": report.results.iter().map(|r| json!({
+                "kind": r.target.kind, "name": r.target.name, "outcome": r.outcome, "digest": r.digest,
+            })).collect::<Vec<_>>(),
+            "summary": report.summary(),
+        })),
+    };
+    // The audit entry first: if it cannot be written, nothing else claims a decision was made.
+    let head = AuditLog::new(&registry.audit_log()).append(&record, who)?;
+    writer.append_values(&events)?;
+    Ok(head)
+}

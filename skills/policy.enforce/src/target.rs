@@ -1,0 +1,493 @@
+//! What policies are checked against: manifests on disk or stdin, registry entries, workflows,
+//! and a bare name before anything exists. Each [`Target`] keeps its parsed document so every
+//! finding points at `file:line:column`, registry entries included (the registry is read with
+//! positions too).
+//!
+//! Also here: the registered world a check needs ([`RegistryView`]) and the approval requests
+//! of `registry/approvals/` ([`Approvals`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use betty_core::discover::RegistryDir;
+use betty_core::limits::Limits;
+use betty_core::manifest::{Kind, Manifest, type_name};
+use betty_core::registry::{Registry, without_registry_keys};
+use betty_core::{Document, Error, Pos, SourceName};
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::policy::{Action, ApprovalRule, TargetKind};
+
+/// Where a target came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A manifest or workflow file.
+    File,
+    Stdin,
+    /// An entry of `skills.json` / `agents.json`.
+    Registry,
+    /// A name given on the command line (`--action create --skill-name X`).
+    Argument,
+}
+
+/// One thing to check.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub name: String,
+    pub doc: Arc<Document>,
+    /// JSON Pointer of the target inside `doc` (`""`, or `/skills/3` for a registry entry).
+    pub base: String,
+    pub origin: Origin,
+    /// How the target is named in findings: a path relative to the working folder, `<stdin>`,
+    /// `--skill-name`.
+    pub label: String,
+}
+
+static NULL: Value = Value::Null;
+
+impl Target {
+    pub fn value(&self) -> &Value {
+        if self.base.is_empty() {
+            &self.doc.value
+        } else {
+            self.doc.value.pointer(&self.base).unwrap_or(&NULL)
+        }
+    }
+
+    /// Position of a pointer inside the target.
+    pub fn pos(&self, pointer: &str) -> Pos {
+        self.doc.pos(&format!("{}{pointer}", self.base))
+    }
+
+    pub fn line_text(&self, line: u32) -> Option<&str> {
+        self.doc.line_text(line)
+    }
+
+    /// The canonical digest an approval binds to (registry-added keys left out, so a manifest
+    /// and its unchanged registry entry have one digest).
+    pub fn digest(&self) -> String {
+        betty_core::canonical::digest(&without_registry_keys(self.value()))
+    }
+
+    pub fn is_registered_entry(&self) -> bool {
+        self.origin == Origin::Registry
+    }
+
+    /// A target for a name alone: the pre-creation check.
+    pub fn from_name(kind: TargetKind, name: &str, flag: &str) -> Target {
+        let value = serde_json::json!({ "name": name });
+        Target {
+            kind,
+            name: name.to_string(),
+            doc: Arc::new(Document::from_value(SourceName::Named(flag.into()), value)),
+            base: String::new(),
+            origin: Origin::Argument,
+            label: flag.to_string(),
+        }
+    }
+
+    /// A manifest already parsed (a fixture's `manifest:` block is at `base`).
+    pub fn from_document(
+        doc: Arc<Document>,
+        base: &str,
+        kind: TargetKind,
+    ) -> Result<Target, Error> {
+        let value = doc.value.pointer(base).unwrap_or(&NULL);
+        let (name, origin) = match kind {
+            TargetKind::Workflow => (workflow_name(&doc, value), Origin::File),
+            TargetKind::Skill | TargetKind::Agent => {
+                let core_kind = if kind == TargetKind::Agent {
+                    Kind::Agent
+                } else {
+                    Kind::Skill
+                };
+                let m = Manifest::from_value(core_kind, doc.source.clone(), value.clone())
+                    .map_err(|e| relocate(e, &doc, base))?;
+                (m.name, Origin::File)
+            }
+        };
+        let origin = match doc.source {
+            SourceName::Stdin => Origin::Stdin,
+            _ => origin,
+        };
+        Ok(Target {
+            kind,
+            name,
+            label: label_of(&doc.source),
+            doc,
+            base: base.to_string(),
+            origin,
+        })
+    }
+}
+
+/// Shape errors found on a value without positions get the position from the document.
+fn relocate(e: Error, doc: &Document, base: &str) -> Error {
+    match e {
+        Error::Invalid {
+            input,
+            pos: _,
+            message,
+        } => {
+            let pos = if message.contains("`version`") {
+                doc.pos(&format!("{base}/version"))
+            } else if message.contains("`name`") {
+                doc.pos(&format!("{base}/name"))
+            } else {
+                doc.pos(base)
+            };
+            Error::Invalid {
+                input,
+                pos,
+                message,
+            }
+        }
+        other => other,
+    }
+}
+
+fn workflow_name(doc: &Document, value: &Value) -> String {
+    match value.get("name").and_then(Value::as_str) {
+        Some(n) if !n.trim().is_empty() => n.to_string(),
+        _ => doc
+            .source
+            .path()
+            .and_then(|p| p.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "workflow".into()),
+    }
+}
+
+/// A path as shown in findings: relative to the working folder when under it.
+pub fn label_of(source: &SourceName) -> String {
+    match source {
+        SourceName::File(p) => display_path(p),
+        other => other.to_string(),
+    }
+}
+
+pub fn display_path(p: &Path) -> String {
+    if let Ok(cwd) = std::env::current_dir()
+        && let Ok(rel) = p.strip_prefix(&cwd)
+    {
+        return rel.display().to_string();
+    }
+    p.display().to_string()
+}
+
+/// Reads a manifest file (or `-` for stdin) as a skill or agent.
+pub fn read_manifest(path: &Path, kind: TargetKind) -> Result<Target, Error> {
+    let doc = if path == Path::new("-") {
+        Document::read_yaml_stdin(&Limits::MANIFEST)?
+    } else {
+        Document::read_yaml(path, &Limits::MANIFEST)?
+    };
+    Target::from_document(Arc::new(doc), "", kind)
+}
+
+/// Reads a workflow file: a mapping with `steps: [{skill, ...}]`.
+pub fn read_workflow(path: &Path) -> Result<(Target, Vec<(String, String)>), Error> {
+    let doc = Document::read_yaml(path, &Limits::MANIFEST)?;
+    let invalid = |ptr: &str, message: String| Error::Invalid {
+        input: doc.source.clone(),
+        pos: doc.pos(ptr),
+        message,
+    };
+    let Some(map) = doc.value.as_object() else {
+        return Err(invalid(
+            "",
+            format!(
+                "a workflow must be a mapping with `steps:`, found {}",
+                type_name(&doc.value)
+            ),
+        ));
+    };
+    let steps = match map.get("steps") {
+        Some(Value::Array(steps)) => steps,
+        Some(other) => {
+            return Err(invalid(
+                "/steps",
+                format!("`steps` must be a list, found {}", type_name(other)),
+            ));
+        }
+        None => {
+            return Err(invalid(
+                "",
+                "a workflow needs `steps: [{skill: NAME, ...}]`".into(),
+            ));
+        }
+    };
+    let mut skills = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        match step.get("skill") {
+            Some(Value::String(s)) => skills.push((s.clone(), format!("/steps/{i}/skill"))),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("/steps/{i}/skill"),
+                    format!(
+                        "a step's `skill` must be a name, found {}",
+                        type_name(other)
+                    ),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    &format!("/steps/{i}"),
+                    "a step needs `skill: NAME`".into(),
+                ));
+            }
+        }
+    }
+    let target = Target::from_document(Arc::new(doc), "", TargetKind::Workflow)?;
+    Ok((target, skills))
+}
+
+/// Every `skills/*/skill.yaml` and `agents/*/agent.yaml` under the project root, sorted.
+pub fn discover_manifests(project_root: &Path) -> Vec<(PathBuf, TargetKind)> {
+    let mut out = Vec::new();
+    for (folder, file, kind) in [
+        ("skills", "skill.yaml", TargetKind::Skill),
+        ("agents", "agent.yaml", TargetKind::Agent),
+    ] {
+        let Ok(entries) = std::fs::read_dir(project_root.join(folder)) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join(file))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        out.extend(found.into_iter().map(|p| (p, kind)));
+    }
+    out
+}
+
+/// Reads many manifests, spread over the available cores; every error is kept.
+pub fn read_manifests(paths: &[(PathBuf, TargetKind)]) -> Result<Vec<Target>, Vec<Error>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(paths.len().div_ceil(32).max(1));
+    let chunk = paths.len().div_ceil(threads).max(1);
+    let results: Vec<Result<Target, Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(p, k)| read_manifest(p, *k))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut targets = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(t) => targets.push(t),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(targets)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The registered skills and agents, as targets with positions in the registry files.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryView {
+    pub entries: Vec<Target>,
+    by_name: HashMap<(TargetKind, String), usize>,
+}
+
+impl RegistryView {
+    /// Loads `skills.json` and `agents.json` of a registry (a missing file is an empty registry).
+    pub fn load(dir: &RegistryDir) -> Result<RegistryView, Error> {
+        let mut view = RegistryView::default();
+        for (path, kind, tkind) in [
+            (dir.skills_json(), Kind::Skill, TargetKind::Skill),
+            (dir.agents_json(), Kind::Agent, TargetKind::Agent),
+        ] {
+            if !path.exists() {
+                continue;
+            }
+            let name = SourceName::from(path.as_path());
+            let text = betty_core::source::read_text(&name, &Limits::REGISTRY)?;
+            let registry = Registry::parse(&path, kind, &text)?;
+            // Read again as YAML (JSON is YAML) for positions; if that fails, no positions.
+            let doc = Document::parse_yaml(name.clone(), text, &Limits::REGISTRY)
+                .unwrap_or_else(|_| Document::from_value(name, registry.as_value()));
+            let doc = Arc::new(doc);
+            for (i, entry) in registry.entries().iter().enumerate() {
+                let entry_name = entry
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let target = Target {
+                    kind: tkind,
+                    name: entry_name.clone(),
+                    doc: doc.clone(),
+                    base: format!("/{}/{i}", kind.plural()),
+                    origin: Origin::Registry,
+                    label: label_of(&doc.source),
+                };
+                // Later entries win, as in upstream (updates append).
+                view.by_name.insert((tkind, entry_name), view.entries.len());
+                view.entries.push(target);
+            }
+        }
+        Ok(view)
+    }
+
+    pub fn get(&self, kind: TargetKind, name: &str) -> Option<&Target> {
+        self.by_name
+            .get(&(kind, name.to_string()))
+            .map(|i| &self.entries[*i])
+    }
+
+    /// A skill, else an agent, of this name.
+    pub fn find(&self, name: &str) -> Option<&Target> {
+        self.get(TargetKind::Skill, name)
+            .or_else(|| self.get(TargetKind::Agent, name))
+    }
+
+    /// The current entries (one per name), in file order.
+    pub fn current(&self) -> impl Iterator<Item = &Target> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| self.by_name.get(&(t.kind, t.name.clone())) == Some(i))
+            .map(|(_, t)| t)
+    }
+}
+
+/// What the approvals folder says about one operation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ApprovalState {
+    Approved { request: String },
+    Pending { request: Option<String> },
+    Rejected { request: String },
+    Expired { request: String },
+}
+
+/// The approval requests of `registry/approvals/*.json`.
+#[derive(Clone, Debug, Default)]
+pub struct Approvals {
+    requests: Vec<Value>,
+}
+
+impl Approvals {
+    /// Reads every request; a corrupt one is an error (never skipped silently).
+    pub fn load(dir: &Path) -> Result<Approvals, Error> {
+        let mut requests = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(Approvals::default());
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let value = betty_core::source::read_json(&path, &Limits::MANIFEST)?;
+            if !value.is_object() {
+                return Err(Error::Invalid {
+                    input: SourceName::File(path),
+                    pos: Pos::START,
+                    message: format!(
+                        "an approval request must be a JSON object, found {}",
+                        type_name(&value)
+                    ),
+                });
+            }
+            requests.push(value);
+        }
+        Ok(Approvals { requests })
+    }
+
+    /// The state of the approval an operation on `subject` needs.
+    pub fn state(
+        &self,
+        action: Action,
+        subject: &str,
+        digest: &str,
+        rule: &ApprovalRule,
+        now: Timestamp,
+    ) -> ApprovalState {
+        let s = |v: &Value, k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut pending = None;
+        let mut rejected = None;
+        let mut expired = None;
+        for r in &self.requests {
+            let op = s(r, "operation");
+            let op_matches =
+                op == action.as_str() || op.ends_with(&format!(".{}", action.as_str()));
+            if !op_matches
+                || s(r, "skill") != subject
+                || s(r, "subject_digest") != digest
+                || s(r, "approvers") != rule.approvers
+            {
+                continue;
+            }
+            let id = s(r, "id");
+            let past_expiry = betty_core::time::parse_timestamp(&s(r, "expires_at"))
+                .map(|t| t <= now)
+                .unwrap_or(true);
+            match s(r, "status").as_str() {
+                "approved" => {
+                    let requester = s(r, "requested_by");
+                    let mut approvers: Vec<String> = r
+                        .get("decisions")
+                        .and_then(Value::as_array)
+                        .map(|d| {
+                            d.iter()
+                                .filter(|d| {
+                                    s(d, "decision") == "approve" && s(d, "by") != requester
+                                })
+                                .map(|d| s(d, "by"))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    approvers.sort();
+                    approvers.dedup();
+                    if approvers.len() as u32 >= rule.required {
+                        return ApprovalState::Approved { request: id };
+                    }
+                }
+                "pending" if !past_expiry => pending = Some(id),
+                "pending" | "expired" => expired = Some(id),
+                "rejected" => rejected = Some(id),
+                _ => {}
+            }
+        }
+        if let Some(id) = pending {
+            ApprovalState::Pending { request: Some(id) }
+        } else if let Some(id) = rejected {
+            ApprovalState::Rejected { request: id }
+        } else if let Some(id) = expired {
+            ApprovalState::Expired { request: id }
+        } else {
+            ApprovalState::Pending { request: None }
+        }
+    }
+}
