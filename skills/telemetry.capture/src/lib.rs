@@ -1,0 +1,1 @@
+//! telemetry-capture / telemetry-query library.
