@@ -27,7 +27,7 @@ Exit codes: 0 passed, 1 blocking violations (or a rejected/expired approval),
 
 /// Validate skills, agents, workflows and operations against the registry's YAML policies.
 #[derive(Debug, Parser)]
-#[command(name = "policy-enforce", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(name = "policy-enforce", version, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -135,7 +135,7 @@ pub fn control_report(framework: Framework, report: &Report, audit_head: Option<
             }
         }
     }
-    controls.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+    controls.sort_by_key(|c| natural_key(c));
     let mut out = Vec::new();
     let (mut pass, mut fail, mut waived) = (0, 0, 0);
     for control in &controls {

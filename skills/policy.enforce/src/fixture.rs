@@ -87,7 +87,11 @@ pub fn run_dir(
     for file in files {
         let doc = Arc::new(Document::read_yaml(&file, &Limits::MANIFEST)?);
         let spec = Spec::parse(&doc)?;
-        let target = Target::from_document(doc.clone(), "/manifest", spec.kind)?;
+        let mut target = Target::from_document(doc.clone(), "/manifest", spec.kind)?;
+        if spec.action == Some(Action::Create) {
+            // Before creation only the name is known, as with `--skill-name`.
+            target.origin = crate::target::Origin::Argument;
+        }
         let cx = Context {
             action: spec.action,
             strict: spec.strict,
