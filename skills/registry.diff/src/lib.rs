@@ -1,0 +1,1 @@
+//! registry-diff: registry versions, field-level deltas, semver checks and rollback.
