@@ -166,6 +166,11 @@ fn enforce(
     }
     let identity = common.identity()?;
     let world = World::load(registry_dir, args.policies.as_deref())?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        policies = world.policies.policies.len(),
+        "policies and registry loaded"
+    );
     let opts = CheckOptions {
         action: args.action,
         skill_name: args.skill_name,
@@ -181,12 +186,18 @@ fn enforce(
         policies: args.policies,
     };
     let report = policy_enforce::check(&world, &opts)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        targets = report.results.len(),
+        "evaluated"
+    );
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     // Record before printing: a decision that cannot be recorded is not given.
     let head = policy_enforce::record::record(&world.registry_dir, &identity, &report, elapsed)
         .context(
             "cannot record the decision in the audit trail and telemetry; nothing was decided",
         )?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "recorded");
     tracing::info!(audit_head = %head, targets = report.results.len(), outcome = report.outcome.as_str(), "decision recorded");
     let mut out = Printer::new();
     match args.format {

@@ -8,8 +8,11 @@ use betty_core::identity::Identity;
 use betty_core::telemetry::{EventWriter, NewEvent};
 use serde_json::{Map, Value, json};
 
-use crate::engine::Level;
+use crate::engine::{Level, TargetResult};
 use crate::report::{Report, TOOL};
+
+/// Most targets listed in one audit entry's details.
+const MAX_AUDITED_TARGETS: usize = 100;
 
 /// Writes the audit entry and the events of one run; returns the new audit head.
 pub fn record(
@@ -20,62 +23,44 @@ pub fn record(
 ) -> Result<Head, betty_core::Error> {
     let action = report.action.map(|a| a.as_str()).unwrap_or("check");
     let writer = EventWriter::new(&registry.events_jsonl(), TOOL);
+    // Completing an event (ids, redaction, schema check) is the costly part of a large batch:
+    // spread it over the cores, then write everything in one append.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(report.results.len().div_ceil(256).max(1));
+    let chunk = report.results.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Value>, betty_core::Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = report
+            .results
+            .chunks(chunk)
+            .map(|part| {
+                let writer = &writer;
+                s.spawn(move || {
+                    let mut events = Vec::new();
+                    for r in part {
+                        target_events(
+                            r,
+                            action,
+                            report.strict,
+                            duration_ms,
+                            writer,
+                            who,
+                            &mut events,
+                        )?;
+                    }
+                    Ok(events)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new())))
+            .collect()
+    });
     let mut events = Vec::new();
-    for r in &report.results {
-        let mut context = Map::new();
-        context.insert("action".into(), action.into());
-        context.insert("target_kind".into(), r.target.kind.as_str().into());
-        context.insert("source".into(), r.target.label.clone().into());
-        context.insert("digest".into(), r.digest.clone().into());
-        context.insert("policies".into(), json!(r.checks));
-        context.insert("findings".into(), r.findings.len().into());
-        context.insert("strict".into(), report.strict.into());
-        events.push(writer.complete(
-            NewEvent {
-                event_type: "policy.enforced".into(),
-                skill_name: Some(r.target.name.clone()),
-                outcome: r.outcome.as_str().into(),
-                duration_ms: Some(duration_ms),
-                context,
-                ..NewEvent::default()
-            },
-            who,
-        )?);
-        for f in r.findings.iter().filter(|f| f.level != Level::Approved) {
-            let mut context = Map::new();
-            context.insert("action".into(), action.into());
-            context.insert("policy".into(), f.policy.clone().into());
-            context.insert("rule".into(), f.rule.clone().into());
-            context.insert("field".into(), f.field.clone().into());
-            context.insert("level".into(), f.level.as_str().into());
-            context.insert(
-                "waived".into(),
-                f.waiver
-                    .as_ref()
-                    .map(|w| Value::from(w.name.clone()))
-                    .unwrap_or(Value::Null),
-            );
-            context.insert(
-                "location".into(),
-                format!("{}:{}:{}", f.file, f.line, f.column).into(),
-            );
-            context.insert("detail".into(), f.detail.clone().into());
-            events.push(writer.complete(
-                NewEvent {
-                    event_type: "policy.violated".into(),
-                    skill_name: Some(f.target.clone()),
-                    outcome: if f.waived() {
-                        "waived".into()
-                    } else {
-                        f.level.as_str().into()
-                    },
-                    duration_ms: None,
-                    context,
-                    ..NewEvent::default()
-                },
-                who,
-            )?);
-        }
+    for part in parts {
+        events.extend(part?);
     }
     let skill = match report.results.as_slice() {
         [one] => Some(one.target.name.clone()),
@@ -97,9 +82,17 @@ pub fn record(
             "action": action,
             "environment": report.environment,
             "strict": report.strict,
-            "targets": report.results.iter().map(|r| json!({
-                "kind": r.target.kind, "name": r.target.name, "outcome": r.outcome, "digest": r.digest,
-            })).collect::<Vec<_>>(),
+            // Every target of a small run; of a large batch only those that did not pass
+            // (each target also has its own `policy.enforced` event).
+            "targets": report
+                .results
+                .iter()
+                .filter(|r| report.results.len() <= MAX_AUDITED_TARGETS || r.outcome != crate::engine::Outcome::Passed)
+                .take(MAX_AUDITED_TARGETS)
+                .map(|r| json!({
+                    "kind": r.target.kind, "name": r.target.name, "outcome": r.outcome, "digest": r.digest,
+                }))
+                .collect::<Vec<_>>(),
             "summary": report.summary(),
         })),
     };
@@ -107,4 +100,78 @@ pub fn record(
     let head = AuditLog::new(&registry.audit_log()).append(&record, who)?;
     writer.append_values(&events)?;
     Ok(head)
+}
+
+fn target_events(
+    r: &TargetResult,
+    action: &str,
+    strict: bool,
+    duration_ms: f64,
+    writer: &EventWriter,
+    who: &Identity,
+    events: &mut Vec<Value>,
+) -> Result<(), betty_core::Error> {
+    let mut context = Map::new();
+    context.insert("action".into(), action.into());
+    context.insert("target_kind".into(), r.target.kind.as_str().into());
+    context.insert("source".into(), r.target.label.clone().into());
+    context.insert("digest".into(), r.digest.clone().into());
+    context.insert("policies".into(), r.checks.len().into());
+    // Only the policies that did not simply pass: the rest is implied.
+    let notable: Map<String, Value> = r
+        .checks
+        .iter()
+        .filter(|c| c.result != "passed")
+        .map(|c| (c.policy.clone(), Value::from(c.result)))
+        .collect();
+    context.insert("results".into(), Value::Object(notable));
+    context.insert("findings".into(), r.findings.len().into());
+    context.insert("strict".into(), strict.into());
+    events.push(writer.complete(
+        NewEvent {
+            event_type: "policy.enforced".into(),
+            skill_name: Some(r.target.name.clone()),
+            outcome: r.outcome.as_str().into(),
+            duration_ms: Some(duration_ms),
+            context,
+            ..NewEvent::default()
+        },
+        who,
+    )?);
+    for f in r.findings.iter().filter(|f| f.level != Level::Approved) {
+        let mut context = Map::new();
+        context.insert("action".into(), action.into());
+        context.insert("policy".into(), f.policy.clone().into());
+        context.insert("rule".into(), f.rule.clone().into());
+        context.insert("field".into(), f.field.clone().into());
+        context.insert("level".into(), f.level.as_str().into());
+        context.insert(
+            "waived".into(),
+            f.waiver
+                .as_ref()
+                .map(|w| Value::from(w.name.clone()))
+                .unwrap_or(Value::Null),
+        );
+        context.insert(
+            "location".into(),
+            format!("{}:{}:{}", f.file, f.line, f.column).into(),
+        );
+        context.insert("detail".into(), f.detail.clone().into());
+        events.push(writer.complete(
+            NewEvent {
+                event_type: "policy.violated".into(),
+                skill_name: Some(f.target.clone()),
+                outcome: if f.waived() {
+                    "waived".into()
+                } else {
+                    f.level.as_str().into()
+                },
+                duration_ms: None,
+                context,
+                ..NewEvent::default()
+            },
+            who,
+        )?);
+    }
+    Ok(())
 }

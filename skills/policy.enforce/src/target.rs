@@ -45,6 +45,27 @@ pub struct Target {
     /// How the target is named in findings: a path relative to the working folder, `<stdin>`,
     /// `--skill-name`.
     pub label: String,
+    /// For registry entries: the registry file re-read with positions, only when a finding
+    /// needs one (parsing a large registry as YAML costs more than checking one manifest).
+    pub positioned: Option<Arc<LazyPositions>>,
+}
+
+/// A JSON file whose positions are computed on first use.
+#[derive(Debug)]
+pub struct LazyPositions {
+    name: SourceName,
+    text: String,
+    doc: std::sync::OnceLock<Option<Document>>,
+}
+
+impl LazyPositions {
+    fn get(&self) -> Option<&Document> {
+        self.doc
+            .get_or_init(|| {
+                Document::parse_yaml(self.name.clone(), self.text.clone(), &Limits::REGISTRY).ok()
+            })
+            .as_ref()
+    }
 }
 
 static NULL: Value = Value::Null;
@@ -60,11 +81,18 @@ impl Target {
 
     /// Position of a pointer inside the target.
     pub fn pos(&self, pointer: &str) -> Pos {
-        self.doc.pos(&format!("{}{pointer}", self.base))
+        let full = format!("{}{pointer}", self.base);
+        match self.positioned.as_ref().and_then(|p| p.get()) {
+            Some(doc) => doc.pos(&full),
+            None => self.doc.pos(&full),
+        }
     }
 
     pub fn line_text(&self, line: u32) -> Option<&str> {
-        self.doc.line_text(line)
+        match self.positioned.as_ref().and_then(|p| p.get()) {
+            Some(doc) => doc.line_text(line),
+            None => self.doc.line_text(line),
+        }
     }
 
     /// The canonical digest an approval binds to (registry-added keys left out, so a manifest
@@ -87,6 +115,7 @@ impl Target {
             base: String::new(),
             origin: Origin::Argument,
             label: flag.to_string(),
+            positioned: None,
         }
     }
 
@@ -121,6 +150,7 @@ impl Target {
             doc,
             base: base.to_string(),
             origin,
+            positioned: None,
         })
     }
 }
@@ -326,10 +356,12 @@ impl RegistryView {
             let name = SourceName::from(path.as_path());
             let text = betty_core::source::read_text(&name, &Limits::REGISTRY)?;
             let registry = Registry::parse(&path, kind, &text)?;
-            // Read again as YAML (JSON is YAML) for positions; if that fails, no positions.
-            let doc = Document::parse_yaml(name.clone(), text, &Limits::REGISTRY)
-                .unwrap_or_else(|_| Document::from_value(name, registry.as_value()));
-            let doc = Arc::new(doc);
+            let doc = Arc::new(Document::from_value(name.clone(), registry.as_value()));
+            let positioned = Arc::new(LazyPositions {
+                name,
+                text,
+                doc: std::sync::OnceLock::new(),
+            });
             for (i, entry) in registry.entries().iter().enumerate() {
                 let entry_name = entry
                     .get("name")
@@ -343,6 +375,7 @@ impl RegistryView {
                     base: format!("/{}/{i}", kind.plural()),
                     origin: Origin::Registry,
                     label: label_of(&doc.source),
+                    positioned: Some(positioned.clone()),
                 };
                 // Later entries win, as in upstream (updates append).
                 view.by_name.insert((tkind, entry_name), view.entries.len());
