@@ -540,7 +540,7 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
                     hits.push(hit(
                         ptr,
                         format!(
-                            "{} (`{}`) touches the denied `{}`",
+                            "{} (`{}`) matches `{}` on the list",
                             show(v),
                             p.canonical(),
                             pat.raw

@@ -55,6 +55,17 @@ impl TestRun {
     pub fn passed(&self) -> bool {
         self.fixtures.iter().all(|f| f.ok)
     }
+
+    /// `test --format json` output (`schemas/policy-fixtures.schema.json`).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "schema_version": crate::report::REPORT_SCHEMA_VERSION,
+            "tool": crate::report::TOOL,
+            "passed": self.passed(),
+            "fixtures": self.fixtures,
+            "unexercised": self.unexercised,
+        })
+    }
 }
 
 /// Runs every fixture of `dir` against the policies.

@@ -68,7 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             )?;
             let mut out = Printer::new();
             match format {
-                ReportFormat::Json => out.json(&serde_json::to_value(&run)?)?,
+                ReportFormat::Json => out.json(&run.to_json())?,
                 ReportFormat::Text => {
                     for f in &run.fixtures {
                         if f.ok {

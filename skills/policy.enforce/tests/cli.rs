@@ -24,6 +24,11 @@ const REPORT_SCHEMA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../schemas/policy-report.schema.json"
 );
+const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
+
+fn schema(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(Path::new(SCHEMAS).join(name)).unwrap()).unwrap()
+}
 
 struct Out {
     code: i32,
@@ -884,6 +889,8 @@ fn compliance_report_per_control() {
             .iter()
             .all(|c| !c["control"].as_str().unwrap().starts_with("CC"))
     );
+    let errors = schema_errors(&schema("compliance-report.schema.json"), &r);
+    assert!(errors.is_empty(), "{errors:#?}");
     // Read-only: no audit entry.
     assert_eq!(p.audit_text(), "[\n]\n");
 }
@@ -914,6 +921,12 @@ fn fixtures_run_against_the_policies() {
         "{}",
         out.stdout
     );
+    let out = p.run(&["test", dir.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.code, 1);
+    let r = out.json();
+    assert_eq!(r["passed"], false);
+    let errors = schema_errors(&schema("policy-fixtures.schema.json"), &r);
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 // ---------------------------------------------------------------- bad input
