@@ -16,6 +16,7 @@ pub mod canonical;
 pub mod discover;
 pub mod error;
 pub mod fsx;
+pub mod history;
 pub mod identity;
 pub mod limits;
 pub mod manifest;
