@@ -242,9 +242,12 @@ fn resolve(
             if operation {
                 // Each step runs the skill as registered; unregistered steps are the workflow
                 // policies' business.
-                for (name, _) in steps {
-                    if let Some(t) = world.registry.find(&name) {
-                        out.push(t.clone());
+                for (name, pointer) in steps {
+                    match world.registry.find(&name) {
+                        Some(t) => out.push(t.clone()),
+                        None => tracing::warn!(
+                            "{input}: step `{pointer}` runs `{name}`, which is not registered: there is nothing to check it against"
+                        ),
                     }
                 }
             }

@@ -353,6 +353,10 @@ pub enum LoadError {
         "no policy files (`*.yaml`) in `{0}`; add one or point `--policies` at a folder that has them"
     )]
     NoPolicies(PathBuf),
+    #[error(
+        "the policies folder `{0}` does not exist; create it with policy files or point `--policies` at one"
+    )]
+    MissingDir(PathBuf),
 }
 
 /// Every policy of a folder, plus its waivers.
@@ -366,6 +370,9 @@ pub struct PolicySet {
 impl PolicySet {
     /// Loads every `*.yaml`/`*.yml` of `dir` (sorted by name) and `waivers.yaml`.
     pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadError> {
+        if !dir.is_dir() {
+            return Err(LoadError::MissingDir(dir.to_path_buf()));
+        }
         let entries = std::fs::read_dir(dir).map_err(|e| betty_core::Error::Read {
             path: dir.to_path_buf(),
             source: e,

@@ -581,6 +581,26 @@ fn waivers_apply_until_they_expire_and_stay_visible() {
     );
 }
 
+#[test]
+fn waiver_files_follow_their_schema() {
+    let schema = schema("policy-waivers.schema.json");
+    let parse = |text: &str| {
+        betty_core::Document::parse_yaml(
+            betty_core::SourceName::Named("waivers.yaml".into()),
+            text.to_string(),
+            &betty_core::limits::Limits::MANIFEST,
+        )
+        .unwrap()
+        .value
+    };
+    let bundled =
+        std::fs::read_to_string(Path::new(BUNDLED).join("policies/waivers.yaml")).unwrap();
+    assert!(schema_errors(&schema, &parse(&bundled)).is_empty());
+    let example = "waivers:\n  - name: w\n    owner: o\n    reason: r\n    expires: 2027-03-31\n    scope: {policy: p, rule: r, skill: a.*}\n";
+    assert!(schema_errors(&schema, &parse(example)).is_empty());
+    assert!(!schema_errors(&schema, &parse(&example.replace("    owner: o\n", ""))).is_empty());
+}
+
 // ---------------------------------------------------------------- output formats
 
 fn schema_errors(schema: &Value, instance: &Value) -> Vec<String> {
