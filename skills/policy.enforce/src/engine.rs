@@ -191,7 +191,7 @@ pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetRes
         let start = findings.len();
         let mut applied = false;
         for rule in &policy.rules {
-            if !rule.enabled || !rule_applies(policy, rule, target, cx) {
+            if !rule.enabled || !rule_applies(rule, target, cx) {
                 continue;
             }
             applied = true;
@@ -279,7 +279,7 @@ fn policy_result(findings: &[Finding]) -> &'static str {
     }
 }
 
-fn rule_applies(_policy: &Policy, rule: &Rule, target: &Target, cx: &Context<'_>) -> bool {
+fn rule_applies(rule: &Rule, target: &Target, cx: &Context<'_>) -> bool {
     // Before a manifest exists only its name is known: rules on other fields wait.
     if target.origin == crate::target::Origin::Argument {
         let root = rule.field.split(['.', '[']).next().unwrap_or_default();
@@ -870,10 +870,8 @@ fn drift(rule: &Rule, value: &Value, registered: &Target) -> Vec<Hit> {
         let empty = serde_json::Map::new();
         let here = value.as_object().unwrap_or(&empty);
         let there = entry.as_object().unwrap_or(&empty);
-        let mut keys: Vec<&String> = here.keys().chain(there.keys()).collect();
-        keys.dedup();
         let mut seen = HashSet::new();
-        for key in keys {
+        for key in here.keys().chain(there.keys()) {
             if !seen.insert(key)
                 || betty_core::registry::REGISTRY_ADDED_KEYS.contains(&key.as_str())
             {

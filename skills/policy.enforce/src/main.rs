@@ -31,8 +31,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             policies,
         }) => {
             let world = World::load(registry_dir, policies.as_deref())?;
-            let targets = policy_enforce::audit_targets(&world)?;
-            let report = evaluate(&world, targets, Some(Action::Audit))?;
+            // The compliance view is the continuous audit's: everything registered and on disk.
+            let audit = CheckOptions {
+                action: Some(Action::Audit),
+                ..CheckOptions::default()
+            };
+            let report = policy_enforce::check(&world, &audit)?;
             let head = betty_core::audit::AuditLog::new(&world.registry_dir.audit_log())
                 .head()
                 .ok()
@@ -122,32 +126,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         }
         None => enforce(cli.check, &cli.common, registry_dir, started),
     }
-}
-
-fn evaluate(
-    world: &World,
-    targets: Vec<policy_enforce::target::Target>,
-    action: Option<Action>,
-) -> anyhow::Result<policy_enforce::report::Report> {
-    let approvals = world.approvals(action)?;
-    let cx = policy_enforce::engine::Context {
-        action,
-        strict: false,
-        environment: None,
-        registry: &world.registry,
-        approvals: &approvals,
-        batch: targets.iter().map(|t| t.name.clone()).collect(),
-        now: world.now,
-    };
-    let results = policy_enforce::engine::evaluate_all(&world.policies, &targets, &cx);
-    Ok(policy_enforce::report::Report::new(
-        &world.policies,
-        results,
-        action,
-        false,
-        None,
-        world.now,
-    ))
 }
 
 fn enforce(

@@ -184,6 +184,18 @@ fn seed_example_bad_name_is_a_violation() {
     assert_eq!(types, ["policy.enforced", "policy.violated"]);
     assert_eq!(events[1]["context"]["policy"], "skill-naming-convention");
     assert_eq!(events[0]["user"], "tester@example.com");
+    for e in &events {
+        let check = betty_core::schema::validate(betty_core::schema::SchemaId::TelemetryEvent, e);
+        assert!(check.is_ok(), "{e}: {check:?}");
+    }
+    // A second decision chains onto the first; the trail verifies and matches its schema.
+    p.run(&["--action", "create", "--skill-name", "data.transform"]);
+    let log = betty_core::audit::AuditLog::new(&p.registry().join("audit_log.json"));
+    let report = log.verify(None).unwrap();
+    assert!(report.ok() && report.hashed_entries == 2, "{report:?}");
+    let trail: Value = serde_json::from_str(&p.audit_text()).unwrap();
+    let check = betty_core::schema::validate(betty_core::schema::SchemaId::AuditLog, &trail);
+    assert!(check.is_ok(), "{check:?}");
 }
 
 #[test]
