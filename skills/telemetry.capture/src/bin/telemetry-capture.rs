@@ -1,1 +1,276 @@
-fn main() {}
+//! `telemetry-capture`: record a governance event (flags or stdin), time a command, or import
+//! upstream's `telemetry.json`. Thin: parse, complete and check through `betty_core`, append
+//! through `telemetry_capture::capture::append`, print ids, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use betty_cli::Printer;
+use betty_core::ExitStatus;
+use betty_core::audit::{AuditLog, AuditRecord};
+use betty_core::identity::Identity;
+use betty_core::telemetry::{EventWriter, NewEvent};
+use serde_json::{Value, json};
+use telemetry_capture::capture::{self, AppendOptions};
+use telemetry_capture::cli::{CaptureCli, CaptureCommand, CaptureFormat};
+use telemetry_capture::import;
+
+const TOOL: &str = "telemetry-capture";
+
+fn main() -> ExitCode {
+    let cli: CaptureCli = match betty_cli::parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    betty_cli::init_logging(&cli.common);
+    if let Some(CaptureCommand::Run { .. }) = &cli.command {
+        return run_command(cli);
+    }
+    betty_cli::run(|| run(cli))
+}
+
+fn run(cli: CaptureCli) -> Result<ExitStatus> {
+    let registry = cli.common.registry_dir()?;
+    let who = cli.common.identity()?;
+    let path = registry.events_jsonl();
+    let writer = EventWriter::new(&path, TOOL);
+    let now = betty_core::time::now();
+    let opts = AppendOptions::from_env(now);
+    let mut out = Printer::new();
+    if let Some(CaptureCommand::Import { file, dry_run }) = &cli.command {
+        return import_file(&registry, &writer, file, *dry_run, &who, &opts, &mut out);
+    }
+    let events = match cli.input.as_deref() {
+        Some("-") => {
+            if cli.event.event_type.is_some() {
+                bail!("give the event either as flags or on stdin (`-`), not both");
+            }
+            let text = capture::read_stdin()?;
+            capture::complete_batch(&writer, "stdin", &text, &who)?
+        }
+        Some(other) => bail!(
+            "unexpected argument `{other}`: use `-` to read events from stdin, or flags (`--event-type ...`)"
+        ),
+        None => {
+            let Some(event_type) = cli.event.event_type.clone() else {
+                bail!(
+                    "no event: give `--event-type TYPE` (and `--outcome`, `--skill-name`, ...), or `-` to read events from stdin; see `telemetry-capture --help`"
+                );
+            };
+            let duration_ms = match cli.event.duration_ms.as_deref() {
+                None => None,
+                Some(text) => Some(parse_duration_ms(text)?),
+            };
+            let context = capture::parse_context(&cli.event.context)?;
+            let event = writer
+                .complete(
+                    NewEvent {
+                        event_type,
+                        skill_name: cli.event.skill_name.clone(),
+                        outcome: cli.event.outcome.clone(),
+                        duration_ms,
+                        context,
+                        timestamp: None,
+                        event_id: None,
+                    },
+                    &who,
+                )
+                .context("the event was refused; nothing was written")?;
+            vec![event]
+        }
+    };
+    let appended = capture::append(&path, events, &opts)
+        .with_context(|| format!("cannot record the event in `{}`", path.display()))?;
+    tracing::info!(count = appended.events.len(), path = %path.display(), "recorded");
+    print_events(&mut out, &appended.events, cli.format)?;
+    out.flush()?;
+    Ok(ExitStatus::Success)
+}
+
+fn parse_duration_ms(text: &str) -> Result<f64> {
+    let d: f64 = text.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "invalid `--duration-ms {text}`: expected a number of milliseconds, such as 412 or 12.5"
+        )
+    })?;
+    if !d.is_finite() || d < 0.0 {
+        bail!(
+            "invalid `--duration-ms {text}`: must be a finite, non-negative number of milliseconds; nothing was written"
+        );
+    }
+    Ok(d)
+}
+
+fn print_events(out: &mut Printer, events: &[Value], format: CaptureFormat) -> Result<()> {
+    for e in events {
+        match format {
+            CaptureFormat::Text => out.line(e["event_id"].as_str().unwrap_or_default())?,
+            CaptureFormat::Json => out.line(&e.to_string())?,
+        }
+    }
+    Ok(())
+}
+
+fn import_file(
+    registry: &betty_core::discover::RegistryDir,
+    writer: &EventWriter,
+    file: &std::path::Path,
+    dry_run: bool,
+    who: &Identity,
+    opts: &AppendOptions,
+    out: &mut Printer,
+) -> Result<ExitStatus> {
+    let entries = import::read_upstream(file)?;
+    let source = file.display().to_string();
+    let events = import::to_events(writer, &entries, &source, who)?;
+    let total = events.len();
+    let path = writer.path.clone();
+    let mut already = 0usize;
+    let added = if dry_run {
+        let present = import::derived_ids_present(
+            &telemetry_capture::segments::list(&path).unwrap_or_default(),
+        )?;
+        events
+            .iter()
+            .filter(|e| !present.contains(e["event_id"].as_str().unwrap_or_default()))
+            .count()
+    } else {
+        let appended = capture::append_with(&path, opts, |segs| {
+            let present = import::derived_ids_present(segs)?;
+            let fresh: Vec<Value> = events
+                .into_iter()
+                .filter(|e| !present.contains(e["event_id"].as_str().unwrap_or_default()))
+                .collect();
+            already = total - fresh.len();
+            Ok(fresh)
+        })
+        .with_context(|| format!("cannot import into `{}`", path.display()))?;
+        let added = appended.events.len();
+        AuditLog::new(&registry.audit_log())
+            .append(
+                &AuditRecord {
+                    operation: "telemetry.import".into(),
+                    skill: None,
+                    outcome: "success".into(),
+                    policy_checks: vec![],
+                    details: Some(json!({
+                        "source": source,
+                        "entries": total,
+                        "added": added,
+                        "already_present": already,
+                    })),
+                },
+                who,
+            )
+            .context("the events were imported, but the audit entry could not be written")?;
+        added
+    };
+    let verb = if dry_run { "would import" } else { "imported" };
+    out.line(&format!(
+        "{verb} {added} of {total} entries from `{source}` ({} already present)",
+        total - added
+    ))?;
+    out.flush()?;
+    Ok(ExitStatus::Success)
+}
+
+/// `run -- CMD ...`: the command's own exit code always wins; a failure to record is logged,
+/// never turned into a different exit.
+fn run_command(cli: CaptureCli) -> ExitCode {
+    let Some(CaptureCommand::Run {
+        skill_name,
+        event_type,
+        context,
+        command,
+    }) = cli.command
+    else {
+        return ExitStatus::Error.into();
+    };
+    // Check everything we can before running, so a typo does not run the command unrecorded.
+    let prepared = (|| -> Result<_> {
+        let registry = cli.common.registry_dir()?;
+        let who = cli.common.identity()?;
+        let context = capture::parse_context(&context)?;
+        if !betty_core::telemetry::is_event_type(&event_type) {
+            bail!(
+                "invalid `--event-type {event_type}`: not `domain.action[.detail]` in lowercase (e.g. `skill.executed`)"
+            );
+        }
+        Ok((registry, who, context))
+    })();
+    let (registry, who, mut ctx) = match prepared {
+        Ok(p) => p,
+        Err(e) => return betty_cli::run(|| Err(e)),
+    };
+    let program = command[0].clone();
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(&program)
+        .args(&command[1..])
+        .status();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            return betty_cli::run(|| {
+                Err(anyhow::Error::new(e).context(format!(
+                    "cannot run `{}`; nothing was recorded",
+                    program.to_string_lossy()
+                )))
+            });
+        }
+    };
+    let code = exit_code_of(&status);
+    ctx.insert(
+        "command".into(),
+        std::path::Path::new(&program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .into(),
+    );
+    ctx.insert("arg_count".into(), (command.len() - 1).into());
+    ctx.insert("exit_code".into(), code.into());
+    let path = registry.events_jsonl();
+    let writer = EventWriter::new(&path, TOOL);
+    let recorded = writer
+        .complete(
+            NewEvent {
+                event_type,
+                skill_name: Some(skill_name),
+                outcome: if code == 0 { "success" } else { "failure" }.into(),
+                duration_ms: Some((duration_ms * 1000.0).round() / 1000.0),
+                context: ctx,
+                timestamp: None,
+                event_id: None,
+            },
+            &who,
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(|e| {
+            capture::append(
+                &path,
+                vec![e],
+                &AppendOptions::from_env(betty_core::time::now()),
+            )
+            .map_err(anyhow::Error::from)
+        });
+    if let Err(e) = recorded {
+        tracing::error!("the command ran, but its event could not be recorded: {e:#}");
+    }
+    ExitCode::from(code)
+}
+
+/// The command's exit code; a signal `n` is `128 + n`, as shells report it.
+fn exit_code_of(status: &std::process::ExitStatus) -> u8 {
+    if let Some(c) = status.code() {
+        return u8::try_from(c & 0xff).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return u8::try_from(128 + sig).unwrap_or(1);
+        }
+    }
+    1
+}

@@ -1,0 +1,240 @@
+//! Rendering query results: `table` for people, `json`, `jsonl` and `csv` for machines.
+//!
+//! Renderers write rows as they come (no buffering of results, so output streams and memory
+//! stays flat); the table has fixed column widths for the same reason. JSON documents carry
+//! `schema_version` and are described by `schemas/telemetry-query-output.schema.json`.
+
+use serde_json::{Value, json};
+
+use crate::scan::Row;
+use crate::stats::{Counts, GroupedStats};
+
+/// Version of every JSON document `telemetry-query` prints.
+pub const OUTPUT_SCHEMA_VERSION: u64 = 1;
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Cuts text to `width` characters, marking the cut with `…`.
+pub fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        format!("{s:<width$}")
+    } else {
+        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn fmt_ms(d: Option<f64>) -> String {
+    match d {
+        None => "-".into(),
+        Some(d) if d >= 10_000.0 => format!("{:.1}s", d / 1000.0),
+        Some(d) if d.fract() == 0.0 => format!("{d:.0}ms"),
+        Some(d) => format!("{d:.1}ms"),
+    }
+}
+
+/// The table header for events.
+pub fn event_table_header() -> String {
+    format!(
+        "{:<19}  {:<26}  {:<28}  {:<10}  {:>9}  {}",
+        "TIME (UTC)", "EVENT", "SKILL", "OUTCOME", "DURATION", "USER"
+    )
+}
+
+/// One event as a table row; `colour` paints the outcome.
+pub fn event_table_row(row: &Row<'_>, colour: bool) -> String {
+    let time = row.time().get(..19).unwrap_or(row.time()).replace('T', " ");
+    let outcome = fit(row.outcome(), 10);
+    let outcome = if colour {
+        let code = if crate::scan::is_success(row.outcome()) {
+            "32"
+        } else if matches!(row.outcome(), "pending" | "warning" | "skipped") {
+            "33"
+        } else {
+            "31"
+        };
+        format!("\x1b[{code}m{outcome}\x1b[0m")
+    } else {
+        outcome
+    };
+    format!(
+        "{:<19}  {}  {}  {}  {:>9}  {}",
+        time,
+        fit(row.event_type(), 26),
+        fit(row.skill().unwrap_or("-"), 28),
+        outcome,
+        fmt_ms(row.duration_ms),
+        row.user.as_deref().unwrap_or("-")
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// CSV columns for events.
+pub const CSV_COLUMNS: &str =
+    "event_id,timestamp,event_type,skill_name,outcome,duration_ms,user,session_id,tool,context";
+
+/// One event as a CSV record (`context` as compact JSON).
+pub fn event_csv(line: &[u8], row: &Row<'_>) -> String {
+    let full: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+    let context = &full["context"];
+    let s = |v: Option<&str>| csv_field(v.unwrap_or(""));
+    [
+        s(row.event_id.as_deref()),
+        s(Some(row.time())),
+        s(row.event_type.as_deref()),
+        s(row.skill_name.as_deref()),
+        s(row.outcome.as_deref()),
+        row.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+        s(row.user.as_deref()),
+        s(row.session_id.as_deref()),
+        s(context["tool"].as_str()),
+        if context.is_null() {
+            String::new()
+        } else {
+            csv_field(&context.to_string())
+        },
+    ]
+    .join(",")
+}
+
+/// `--count-by` results as a document.
+pub fn counts_json(field: &str, counts: &Counts) -> Value {
+    json!({
+        "schema_version": OUTPUT_SCHEMA_VERSION,
+        "count_by": field,
+        "total": counts.total,
+        "counts": counts.sorted().iter().map(|(v, n)| json!({"value": v, "count": n})).collect::<Vec<_>>(),
+    })
+}
+
+/// `--count-by` results as lines of text.
+pub fn counts_lines(field: &str, counts: &Counts, format: Format) -> Vec<String> {
+    let sorted = counts.sorted();
+    match format {
+        Format::Csv => std::iter::once(format!("{},count", csv_field(field)))
+            .chain(sorted.iter().map(|(v, n)| format!("{},{n}", csv_field(v))))
+            .collect(),
+        Format::Jsonl => sorted
+            .iter()
+            .map(|(v, n)| json!({"value": v, "count": n}).to_string())
+            .collect(),
+        Format::Table | Format::Json => {
+            let width = sorted
+                .iter()
+                .map(|(v, _)| v.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(field.len())
+                .min(60);
+            let mut out = vec![format!("{:>9}  {}", "COUNT", field.to_ascii_uppercase())];
+            out.extend(
+                sorted
+                    .iter()
+                    .map(|(v, n)| format!("{n:>9}  {}", fit(v, width).trim_end())),
+            );
+            out.push(format!("{:>9}  (total)", counts.total));
+            out
+        }
+    }
+}
+
+/// `stats` results as a document.
+pub fn stats_json(stats: &GroupedStats) -> Value {
+    let groups: Vec<Value> = stats
+        .groups
+        .iter()
+        .map(|(k, g)| {
+            let mut v = g.to_json(false);
+            if let Value::Object(m) = &mut v {
+                m.insert("key".into(), k.clone().into());
+            }
+            v
+        })
+        .collect();
+    json!({
+        "schema_version": OUTPUT_SCHEMA_VERSION,
+        "group_by": stats.by.name(),
+        "total": stats.total.to_json(false),
+        "groups": groups,
+    })
+}
+
+/// `stats` results as lines of text.
+pub fn stats_lines(stats: &GroupedStats, format: Format) -> Vec<String> {
+    let pct = |x: Option<f64>| {
+        x.map(|r| format!("{:.1}%", r * 100.0))
+            .unwrap_or("-".into())
+    };
+    let rows = stats
+        .groups
+        .iter()
+        .map(|(k, g)| (k.as_str(), g))
+        .chain(std::iter::once(("(total)", &stats.total)));
+    match format {
+        Format::Csv => std::iter::once(format!(
+            "{},count,success,success_rate,p50_ms,p95_ms,p99_ms",
+            csv_field(&stats.by.name())
+        ))
+        .chain(rows.map(|(k, g)| {
+            let d = &g.durations;
+            let n = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
+            format!(
+                "{},{},{},{},{},{},{}",
+                csv_field(k),
+                g.count,
+                g.success,
+                n(g.success_rate()),
+                n(d.quantile(0.5)),
+                n(d.quantile(0.95)),
+                n(d.quantile(0.99))
+            )
+        }))
+        .collect(),
+        Format::Jsonl => stats_json(stats)["groups"]
+            .as_array()
+            .map(|a| a.iter().map(Value::to_string).collect())
+            .unwrap_or_default(),
+        Format::Table | Format::Json => {
+            let mut out = vec![format!(
+                "{:<32}  {:>9}  {:>8}  {:>9}  {:>9}  {:>9}",
+                stats.by.name().to_ascii_uppercase(),
+                "COUNT",
+                "SUCCESS",
+                "P50",
+                "P95",
+                "P99"
+            )];
+            out.extend(rows.map(|(k, g)| {
+                let d = &g.durations;
+                format!(
+                    "{}  {:>9}  {:>8}  {:>9}  {:>9}  {:>9}",
+                    fit(k, 32),
+                    g.count,
+                    pct(g.success_rate()),
+                    fmt_ms(d.quantile(0.5)),
+                    fmt_ms(d.quantile(0.95)),
+                    fmt_ms(d.quantile(0.99))
+                )
+            }));
+            out
+        }
+    }
+}
