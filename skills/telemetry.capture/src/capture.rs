@@ -22,6 +22,10 @@ use crate::segments::{self, SKEW};
 /// Largest batch read from stdin.
 pub const MAX_STDIN_BYTES: u64 = betty_core::limits::Limits::REGISTRY.max_bytes;
 
+/// Longest line read by `--stream` (a little over the limit of one event, so the event check
+/// gives the clearer message).
+pub const MAX_STREAM_LINE: u64 = 2 * betty_core::limits::Limits::EVENT.max_bytes;
+
 /// Keys an event on stdin may carry.
 pub const EVENT_KEYS: &[&str] = &[
     "event_id",

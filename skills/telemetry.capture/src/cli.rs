@@ -14,6 +14,7 @@ Examples:
   telemetry-capture --event-type skill.created --skill-name data.transform --outcome success \\
       --duration-ms 412 --context env=staging --context retries:=2
   echo '{\"event_type\":\"policy.violated\",\"outcome\":\"blocked\"}' | telemetry-capture -
+  tail -f build.jsonl | telemetry-capture --stream -
   telemetry-capture run --skill-name data.transform -- ./transform.sh input.csv
   telemetry-capture import registry/telemetry.json
 
@@ -24,7 +25,7 @@ Exit codes: 0 recorded (`run`: the command's own code), 2 bad event or I/O error
 #[command(
     name = "telemetry-capture",
     version,
-    args_conflicts_with_subcommands = true,
+
     after_help = CAPTURE_EXAMPLES
 )]
 pub struct CaptureCli {
@@ -35,6 +36,10 @@ pub struct CaptureCli {
     pub input: Option<String>,
     #[command(flatten)]
     pub event: EventArgs,
+    /// With `-`: record each JSON Lines event as it arrives (one append each, for a live pipe);
+    /// a bad line is reported and skipped, and the exit code is then 2
+    #[arg(long, requires = "input")]
+    pub stream: bool,
     /// What to print for each recorded event: its id (`text`) or the event itself (`json`, one per line)
     #[arg(long, value_enum, default_value = "text")]
     pub format: CaptureFormat,
@@ -115,7 +120,7 @@ Exit codes: 0 done, 1 `audit verify` found tampering, 2 bad flag or unreadable i
 #[command(
     name = "telemetry-query",
     version,
-    args_conflicts_with_subcommands = true,
+
     after_help = QUERY_EXAMPLES
 )]
 pub struct QueryCli {
@@ -249,7 +254,7 @@ pub enum QueryCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+
 pub struct AuditArgs {
     #[command(subcommand)]
     pub command: Option<AuditCommand>,

@@ -23,6 +23,11 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     betty_cli::init_logging(&cli.common);
+    if cli.command.is_some() && (cli.event.event_type.is_some() || cli.input.is_some()) {
+        return betty_cli::run(|| {
+            bail!("event flags (`--event-type`, `-`) cannot be combined with `run` or `import`")
+        });
+    }
     if let Some(CaptureCommand::Run { .. }) = &cli.command {
         return run_command(cli);
     }
@@ -41,6 +46,12 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
         return import_file(&registry, &writer, file, *dry_run, &who, &opts, &mut out);
     }
     let events = match cli.input.as_deref() {
+        Some("-") if cli.stream => {
+            if cli.event.event_type.is_some() {
+                bail!("give the event either as flags or on stdin (`-`), not both");
+            }
+            return stream(&path, &writer, &who, cli.format, &mut out);
+        }
         Some("-") => {
             if cli.event.event_type.is_some() {
                 bail!("give the event either as flags or on stdin (`-`), not both");
@@ -85,6 +96,66 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
     print_events(&mut out, &appended.events, cli.format)?;
     out.flush()?;
     Ok(ExitStatus::Success)
+}
+
+/// `--stream -`: one append per JSON Lines event, as it arrives.
+fn stream(
+    path: &std::path::Path,
+    writer: &EventWriter,
+    who: &Identity,
+    format: CaptureFormat,
+    out: &mut Printer,
+) -> Result<ExitStatus> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin().lock();
+    let mut bad = 0u64;
+    let mut line = Vec::new();
+    let mut reader = std::io::BufReader::new(stdin);
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        let n = std::io::Read::take(&mut reader, capture::MAX_STREAM_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .context("cannot read stdin")?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.len() as u64 > capture::MAX_STREAM_LINE {
+            bail!(
+                "stdin line {line_no} is over {} bytes; stopped",
+                capture::MAX_STREAM_LINE
+            );
+        }
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let event = serde_json::from_str::<Value>(text.trim())
+            .map_err(|e| format!("not JSON: {e}"))
+            .and_then(|v| capture::complete_json(writer, v, who));
+        match event {
+            Ok(e) => {
+                let appended = capture::append(
+                    path,
+                    vec![e],
+                    &AppendOptions::from_env(betty_core::time::now()),
+                )
+                .with_context(|| format!("cannot record the event in `{}`", path.display()))?;
+                print_events(out, &appended.events, format)?;
+            }
+            Err(why) => {
+                bad += 1;
+                tracing::error!("stdin line {line_no}: {why}; this event was not written");
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if bad == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Error
+    })
 }
 
 fn parse_duration_ms(text: &str) -> Result<f64> {
