@@ -1,0 +1,774 @@
+//! Integration tests: the real `telemetry-capture` and `telemetry-query` binaries on real files
+//! in a temporary registry.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const CAPTURE: &str = env!("CARGO_BIN_EXE_telemetry-capture");
+const QUERY: &str = env!("CARGO_BIN_EXE_telemetry-query");
+const UPSTREAM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/upstream-betty"
+);
+
+struct Reg {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Reg {
+    fn new() -> Reg {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("registry");
+        std::fs::create_dir_all(&root).unwrap();
+        Reg { _dir: dir, root }
+    }
+
+    fn events(&self) -> PathBuf {
+        self.root.join("telemetry/events.jsonl")
+    }
+
+    fn cmd(&self, bin: &str) -> Command {
+        let mut c = Command::new(bin);
+        c.arg("--registry")
+            .arg(&self.root)
+            .env("BETTY_USER", "ada@example.com")
+            .env_remove("BETTY_SESSION_ID")
+            .env_remove("BETTY_REGISTRY")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn capture(&self, args: &[&str]) -> Output {
+        self.cmd(CAPTURE).args(args).output().unwrap()
+    }
+
+    fn capture_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .cmd(CAPTURE)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn query(&self, args: &[&str]) -> Output {
+        self.cmd(QUERY).args(args).output().unwrap()
+    }
+
+    fn count(&self, args: &[&str]) -> u64 {
+        let mut a = vec!["--count"];
+        a.extend_from_slice(args);
+        let out = self.query(&a);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout).trim().parse().unwrap()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.events())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn seed_example_verbatim() {
+    let r = Reg::new();
+    let out = r.capture(&[
+        "--event-type",
+        "skill.created",
+        "--skill-name",
+        "data.transform",
+        "--outcome",
+        "success",
+        "--duration-ms",
+        "412",
+        "--context",
+        "env=staging",
+        "--context",
+        "retries:=2",
+        "--context",
+        "api_key=abc",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    r.capture(&["--event-type", "policy.violated", "--outcome", "blocked"]);
+    let out = r.query(&["--event-type", "skill.created", "--last", "24h"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("skill.created"), "{stdout}");
+    assert!(stdout.contains("data.transform"), "{stdout}");
+    assert!(!stdout.contains("policy.violated"), "{stdout}");
+    let e: Value = serde_json::from_str(&r.lines()[0]).unwrap();
+    assert_eq!(e["context"]["api_key"], "[REDACTED]");
+    assert_eq!(e["context"]["retries"], 2);
+    assert_eq!(e["context"]["tool"], "telemetry-capture");
+    assert_eq!(e["user"], "ada@example.com");
+    assert_eq!(e["event_id"].as_str().unwrap().as_bytes()[14], b'7');
+}
+
+/// 64 processes x 500 events each (the issue's figure; about 15 s on two cores, as every append
+/// is fsynced under the lock). `BETTY_TEST_CONCURRENCY=16x200` runs a smaller version.
+fn concurrency() -> (usize, usize) {
+    std::env::var("BETTY_TEST_CONCURRENCY")
+        .ok()
+        .and_then(|v| {
+            let (a, b) = v.split_once('x')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .unwrap_or((64, 500))
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let r = Reg::new();
+    let (procs, each) = concurrency();
+    let children: Vec<_> = (0..procs)
+        .map(|p| {
+            let mut child = r
+                .cmd(CAPTURE)
+                .args(["--stream", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut input = String::new();
+            for i in 0..each {
+                input.push_str(&format!(
+                    "{{\"event_type\":\"skill.executed\",\"outcome\":\"success\",\"skill_name\":\"w{p}\",\"duration_ms\":{i},\"context\":{{\"p\":{p},\"i\":{i},\"pad\":\"{}\"}}}}\n",
+                    "x".repeat(i % 300)
+                ));
+            }
+            let mut stdin = child.stdin.take().unwrap();
+            let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+            (child, writer)
+        })
+        .collect();
+    for (child, writer) in children {
+        writer.join().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    }
+    let lines = r.lines();
+    assert_eq!(lines.len(), procs * each, "lost events");
+    let mut seen = std::collections::HashSet::new();
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).expect("a torn line");
+        let key = (
+            v["context"]["p"].as_u64().unwrap(),
+            v["context"]["i"].as_u64().unwrap(),
+        );
+        assert!(seen.insert(key), "duplicate {key:?}");
+    }
+    assert_eq!(r.count(&[]), (procs * each) as u64);
+    assert_eq!(r.count(&["--skill", "w0"]), each as u64);
+}
+
+#[test]
+fn concurrent_processes_each_capturing() {
+    let r = Reg::new();
+    std::thread::scope(|s| {
+        for p in 0..8 {
+            let r = &r;
+            s.spawn(move || {
+                for i in 0..20 {
+                    let out = r.capture(&[
+                        "--event-type",
+                        "skill.created",
+                        "--context",
+                        &format!("p:={p}"),
+                        "--context",
+                        &format!("i:={i}"),
+                    ]);
+                    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+                }
+            });
+        }
+    });
+    assert_eq!(r.lines().len(), 160);
+    assert_eq!(r.count(&["--event-type", "skill.*"]), 160);
+}
+
+#[test]
+fn bad_events_are_refused_and_nothing_is_written() {
+    let r = Reg::new();
+    let cases: Vec<(Vec<&str>, Vec<u8>, &str)> = vec![
+        (vec!["-"], br#"{"event_type":"skill.created"}"#.to_vec(), "`outcome` is required"),
+        (vec!["-"], br#"{"outcome":"success"}"#.to_vec(), "`event_type` is required"),
+        (
+            vec!["-"],
+            br#"{"event_type":"skill.created","outcome":"success","duration_ms":-3}"#.to_vec(),
+            "finite, non-negative",
+        ),
+        (
+            vec!["-"],
+            b"{\"event_type\":\"skill.created\",\"outcome\":\"success\",\"duration_ms\":NaN}".to_vec(),
+            "NaN",
+        ),
+        (
+            vec!["-"],
+            br#"{"event_type":"Skill Created","outcome":"success"}"#.to_vec(),
+            "domain.action",
+        ),
+        (
+            vec!["-"],
+            format!(
+                "{{\"event_type\":\"skill.created\",\"outcome\":\"success\",\"context\":{{\"blob\":\"{}\"}}}}",
+                "x".repeat(10 * 1024 * 1024)
+            )
+            .into_bytes(),
+            "over the limit",
+        ),
+        (vec!["-"], b"".to_vec(), "empty"),
+    ];
+    for (args, input, expect) in cases {
+        let out = r.capture_stdin(&args, &input);
+        assert_eq!(code(&out), 2, "{expect}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expect),
+            "{expect}: {}",
+            text(&out.stderr)
+        );
+    }
+    for args in [
+        vec!["--event-type", "skill.created", "--duration-ms", "NaN"],
+        vec!["--event-type", "skill.created", "--duration-ms", "-1"],
+        vec!["--event-type", "skill.created", "--duration-ms", "soon"],
+        vec!["--event-type", "nodots"],
+        vec!["--event-type", "skill.created", "--context", "novalue"],
+        vec!["--outcome", "success"],
+    ] {
+        let out = r.capture(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).starts_with("error: "),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // A batch with one bad line writes none of it, and names every bad line.
+    let batch = b"{\"event_type\":\"skill.created\",\"outcome\":\"success\"}\n{\"event_type\":\"skill.created\"}\nnot json\n";
+    let out = r.capture_stdin(&["-"], batch);
+    assert_eq!(code(&out), 2);
+    let err = text(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
+    assert!(!r.events().exists(), "something was written");
+}
+
+#[test]
+fn torn_and_garbage_lines_are_skipped_and_reported() {
+    let r = Reg::new();
+    for _ in 0..3 {
+        r.capture(&["--event-type", "skill.created"]);
+    }
+    let mut lines = r.lines();
+    lines.insert(1, "this is not json".into());
+    let body = format!("{}\n{{\"event_type\":\"skill.crea", lines.join("\n"));
+    std::fs::write(r.events(), body).unwrap();
+    let out = r.query(&["--count"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(text(&out.stdout).trim(), "3");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("events.jsonl:2:") && err.contains("not JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains("events.jsonl:5:") && err.contains("torn last line"),
+        "{err}"
+    );
+    // Oldest first reports the same lines.
+    let out = r.query(&["--count", "--order", "oldest"]);
+    assert!(
+        text(&out.stderr).contains("events.jsonl:2:"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A filtered query still reports a line that is not JSON at all.
+    let out = r.query(&["--count", "--event-type", "skill.created"]);
+    assert_eq!(text(&out.stdout).trim(), "3");
+    assert!(text(&out.stderr).contains("events.jsonl:2:"));
+    // The next capture starts on a fresh line: nothing is lost.
+    let out = r.capture(&["--event-type", "skill.created"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(r.count(&[]), 4);
+    // metrics counts the same and reports the skips.
+    let out = r.query(&["metrics", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["events"], 4);
+    assert_eq!(m["skipped_lines"], 2);
+}
+
+#[test]
+fn upstream_telemetry_imports_once() {
+    let upstream = Path::new(UPSTREAM).join("registry/telemetry.json");
+    if !upstream.exists() {
+        eprintln!(
+            "skipped: upstream corpus not found at {}",
+            upstream.display()
+        );
+        return;
+    }
+    let r = Reg::new();
+    let copy = r.root.join("upstream-telemetry.json");
+    std::fs::copy(&upstream, &copy).unwrap();
+    let out = r.capture(&["import", copy.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("imported 225 of 225"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(r.lines().len(), 225);
+    assert_eq!(r.count(&[]), 225);
+    let out = r.capture(&["import", copy.to_str().unwrap()]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out.stdout).contains("imported 0 of 225"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(r.lines().len(), 225);
+    // Both shapes are mapped: the capture skill's and the runners' (workflow steps, agents).
+    let out = r.query(&["--count-by", "event_type", "--format", "json"]);
+    let counts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by: std::collections::HashMap<String, u64> = counts["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["value"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by.values().sum::<u64>(), 225);
+    assert!(
+        by["skill.executed"] > 0 && by["workflow.step.completed"] > 0 && by["agent.executed"] > 0,
+        "{by:?}"
+    );
+    for l in r.lines() {
+        let v: Value = serde_json::from_str(&l).unwrap();
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(v["outcome"].as_str().is_some());
+    }
+    // Old events are out of time order: the live segment is marked so queries scan it whole.
+    assert!(r.root.join("telemetry/events.jsonl.unordered").exists());
+    assert!(r.count(&["--since", "2025-10-25", "--until", "2025-10-25T23:59:59"]) > 0);
+    // The import is audited.
+    let out = r.query(&[
+        "audit",
+        "--operation",
+        "telemetry.import",
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+}
+
+#[test]
+fn import_reads_nan_naive_times_and_refuses_bad_files() {
+    let r = Reg::new();
+    let f = r.root.join("telemetry.json");
+    std::fs::write(
+        &f,
+        r#"[{"timestamp": "2025-10-23T18:08:55.963188", "skill": "a.b", "status": "success", "duration_ms": NaN, "caller": "cli", "inputs": {"token": "t"}},
+            {"timestamp": "2025-10-23T18:09:00+00:00", "execution_id": "e", "skill": "c.d", "status": "failed", "duration_ms": 7, "workflow": "w.yaml", "total_steps": 2, "caller": "cli"}]"#,
+    )
+    .unwrap();
+    let out = r.capture(&["import", f.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let lines = r.lines();
+    let a: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(a["timestamp"], "2025-10-23T18:08:55.963188Z");
+    assert_eq!(a["duration_ms"], Value::Null);
+    assert_eq!(a["context"]["duration_ms_upstream"], "NaN");
+    assert_eq!(a["context"]["inputs"]["token"], "[REDACTED]");
+    let b: Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(b["event_type"], "workflow.completed");
+    // A file with a bad entry imports nothing.
+    std::fs::write(&f, r#"[{"skill": "x.y", "status": "success"}]"#).unwrap();
+    let r2 = Reg::new();
+    let out = r2.capture(&["import", f.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("entry 0: no `timestamp`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!r2.events().exists());
+    std::fs::write(&f, "{not json").unwrap();
+    assert_eq!(code(&r2.capture(&["import", f.to_str().unwrap()])), 2);
+}
+
+#[test]
+fn run_records_and_keeps_the_exit_code() {
+    let r = Reg::new();
+    let out = r
+        .cmd(CAPTURE)
+        .args([
+            "run",
+            "--skill-name",
+            "data.transform",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 7);
+    let out = r
+        .cmd(CAPTURE)
+        .args(["run", "--skill-name", "data.transform", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    let lines = r.lines();
+    assert_eq!(lines.len(), 2);
+    let a: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(a["outcome"], "failure");
+    assert_eq!(a["context"]["exit_code"], 7);
+    assert!(a["duration_ms"].as_f64().unwrap() >= 0.0);
+    let b: Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(b["outcome"], "success");
+    let out = r
+        .cmd(CAPTURE)
+        .args(["run", "--skill-name", "x.y", "--", "/nonexistent/cmd"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert_eq!(r.lines().len(), 2);
+}
+
+#[test]
+fn filters_formats_and_order() {
+    let r = Reg::new();
+    let batch = [
+        r#"{"event_type":"policy.violated","outcome":"blocked","skill_name":"a.one","user":"bob@example.com","session_id":"s1","timestamp":"2026-01-01T00:00:00Z","duration_ms":10}"#,
+        r#"{"event_type":"policy.enforced","outcome":"passed","skill_name":"a.one","session_id":"s1","timestamp":"2026-01-02T00:00:00Z","duration_ms":20}"#,
+        r#"{"event_type":"skill.created","outcome":"success","skill_name":"b.two","timestamp":"2026-01-03T00:00:00Z","duration_ms":30,"context":{"env":"prod, \"eu\""}}"#,
+        r#"{"event_type":"skill.created","outcome":"failure","skill_name":"b.two","timestamp":"2026-01-04T00:00:00Z"}"#,
+    ]
+    .join("\n");
+    let out = r.capture_stdin(&["-"], batch.as_bytes());
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(r.count(&["--event-type", "policy.*"]), 2);
+    assert_eq!(
+        r.count(&["--event-type", "policy.violated,skill.created"]),
+        3
+    );
+    assert_eq!(r.count(&["--outcome", "blocked"]), 1);
+    assert_eq!(r.count(&["--user", "bob@*"]), 1);
+    assert_eq!(r.count(&["--session", "s1"]), 2);
+    assert_eq!(r.count(&["--skill", "b.*"]), 2);
+    assert_eq!(
+        r.count(&["--since", "2026-01-02", "--until", "2026-01-03T00:00:00Z"]),
+        2
+    );
+    assert_eq!(r.count(&["--last", "24h"]), 0);
+    let out = r.query(&["--format", "jsonl", "--order", "oldest", "--limit", "2"]);
+    let ids: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0]["event_type"], "policy.violated");
+    let out = r.query(&["--format", "jsonl", "--limit", "1"]);
+    let newest: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(newest["outcome"], "failure");
+    let out = r.query(&["--format", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["events"].as_array().unwrap().len(), 4);
+    let out = r.query(&[
+        "--format",
+        "csv",
+        "--skill",
+        "b.two",
+        "--outcome",
+        "success",
+    ]);
+    let csv = text(&out.stdout);
+    assert!(csv.starts_with("event_id,timestamp,event_type"), "{csv}");
+    assert!(csv.contains(r#""{""env"":""prod, \""eu\"""""#), "{csv}");
+    let out = r.query(&["--count-by", "skill", "--format", "csv"]);
+    assert_eq!(text(&out.stdout), "skill_name,count\na.one,2\nb.two,2\n");
+    let out = r.query(&["stats", "--by", "event_type", "--format", "json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["total"]["count"], 4);
+    let created = stats["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "skill.created")
+        .unwrap();
+    assert_eq!(created["success_rate"], 0.5);
+    assert_eq!(created["duration_ms"]["p50"], 30.0);
+    let out = r.query(&["stats"]);
+    assert!(text(&out.stdout).contains("P95"), "{}", text(&out.stdout));
+    // Bad flags are usage errors.
+    for args in [
+        vec!["--last", "soon"],
+        vec!["--since", "yesterday"],
+        vec!["--count-by", "colour"],
+        vec!["--since", "2026-02-01", "--until", "2026-01-01"],
+        vec!["--format", "xml"],
+    ] {
+        let out = r.query(&args);
+        assert_eq!(code(&out), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn metrics_incremental_equals_rebuild() {
+    let r = Reg::new();
+    let metrics = r.root.join("telemetry/metrics.json");
+    for i in 0..5 {
+        r.capture(&[
+            "--event-type",
+            "skill.created",
+            "--duration-ms",
+            &format!("{}", i * 10),
+        ]);
+    }
+    assert_eq!(code(&r.query(&["metrics"])), 0);
+    for i in 0..3 {
+        r.capture(&[
+            "--event-type",
+            "policy.violated",
+            "--outcome",
+            "blocked",
+            "--duration-ms",
+            &format!("{}.5", i),
+        ]);
+    }
+    // A torn last line is not counted yet.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(r.events())
+        .unwrap();
+    f.write_all(b"{\"event_type\":\"x.").unwrap();
+    drop(f);
+    assert_eq!(code(&r.query(&["metrics"])), 0);
+    r.capture(&["--event-type", "skill.created", "--skill-name", "k.l"]);
+    let out = r.query(&["metrics"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let incremental = std::fs::read(&metrics).unwrap();
+    let out = r.query(&["metrics", "--rebuild"]);
+    assert_eq!(code(&out), 0);
+    let rebuilt = std::fs::read(&metrics).unwrap();
+    assert_eq!(text(&incremental), text(&rebuilt));
+    let m: Value = serde_json::from_slice(&rebuilt).unwrap();
+    assert_eq!(m["events"], 9);
+    assert_eq!(m["skipped_lines"], 1);
+    assert_eq!(m["by_event_type"]["policy.violated"]["count"], 3);
+    // A metrics file that is not ours is refused, untouched.
+    std::fs::write(&metrics, "{\"hello\": 1}").unwrap();
+    let out = r.query(&["metrics"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("--rebuild"));
+    assert_eq!(std::fs::read_to_string(&metrics).unwrap(), "{\"hello\": 1}");
+}
+
+#[test]
+fn rotated_segments_read_as_one_and_metrics_follow() {
+    let r = Reg::new();
+    let rotate = |c: &mut Command| {
+        c.env("BETTY_TELEMETRY_ROTATE_BYTES", "2000");
+    };
+    for i in 0..30 {
+        let mut c = r.cmd(CAPTURE);
+        rotate(&mut c);
+        let out = c
+            .args([
+                "--event-type",
+                "skill.created",
+                "--context",
+                &format!("i:={i}"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        if i == 10 {
+            assert_eq!(code(&r.query(&["metrics"])), 0);
+        }
+    }
+    let segments = std::fs::read_dir(r.root.join("telemetry"))
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name().into_string().unwrap();
+            n.starts_with("events") && n.ends_with(".jsonl")
+        })
+        .count();
+    assert!(segments > 2, "{segments} segments");
+    assert_eq!(r.count(&[]), 30);
+    assert_eq!(r.count(&["--order", "oldest", "--last", "1h"]), 30);
+    let out = r.query(&["--format", "jsonl", "--order", "oldest"]);
+    let is: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["context"]["i"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(is, (0..30).collect::<Vec<_>>());
+    assert_eq!(code(&r.query(&["metrics"])), 0);
+    let metrics = r.root.join("telemetry/metrics.json");
+    let incremental = std::fs::read(&metrics).unwrap();
+    assert_eq!(code(&r.query(&["metrics", "--rebuild"])), 0);
+    assert_eq!(text(&incremental), text(&std::fs::read(&metrics).unwrap()));
+}
+
+#[test]
+fn time_windows_by_bisection_match_a_full_scan() {
+    let r = Reg::new();
+    std::fs::create_dir_all(r.root.join("telemetry")).unwrap();
+    // 40,000 time-ordered events, one a minute, ending now.
+    let now = jiff::Timestamp::now();
+    let mut body = String::new();
+    let n = 40_000i64;
+    for i in 0..n {
+        let ts = now - jiff::SignedDuration::from_mins(n - 1 - i);
+        body.push_str(&format!(
+            "{{\"event_id\":\"01900000-0000-7000-8000-{i:012x}\",\"event_type\":\"{}\",\"timestamp\":\"{}\",\"user\":\"u\",\"session_id\":\"s\",\"skill_name\":null,\"context\":{{\"tool\":\"t\",\"version\":\"1\"}},\"outcome\":\"success\",\"duration_ms\":1}}\n",
+            if i % 7 == 0 { "policy.violated" } else { "skill.created" },
+            betty_core::time::format(ts)
+        ));
+    }
+    std::fs::write(r.events(), &body).unwrap();
+    let windows: Vec<Vec<&str>> = vec![
+        vec!["--last", "1h"],
+        vec!["--last", "90m", "--event-type", "policy.violated"],
+        vec!["--last", "7d"],
+        vec!["--since", "2000-01-01"],
+    ];
+    let mut expected = Vec::new();
+    for w in &windows {
+        expected.push((
+            r.count(w),
+            r.count(&[&["--order", "oldest"], w.as_slice()].concat()),
+        ));
+    }
+    // The same queries on the file marked unordered (full scans) agree.
+    std::fs::write(r.root.join("telemetry/events.jsonl.unordered"), "").unwrap();
+    for (w, (newest, oldest)) in windows.iter().zip(expected) {
+        let full = r.count(w);
+        assert_eq!(newest, full, "{w:?}");
+        assert_eq!(oldest, full, "{w:?}");
+    }
+    let last_hour = r.count(&["--last", "1h"]);
+    assert!((60..=61).contains(&last_hour), "{last_hour}");
+}
+
+#[test]
+fn audit_views_detect_tampering() {
+    let r = Reg::new();
+    let upstream = r.root.join("t.json");
+    std::fs::write(&upstream, "[]").unwrap();
+    for _ in 0..3 {
+        assert_eq!(code(&r.capture(&["import", upstream.to_str().unwrap()])), 0);
+    }
+    let out = r.query(&["audit", "head"]);
+    assert_eq!(code(&out), 0);
+    let head = text(&out.stdout).trim().to_string();
+    assert!(head.starts_with("2:"), "{head}");
+    let out = r.query(&["audit", "verify", "--expect-head", &head]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("intact"));
+    let out = r.query(&["audit", "--format", "csv"]);
+    assert_eq!(text(&out.stdout).lines().count(), 4);
+    let out = r.query(&[
+        "audit", "--order", "newest", "--limit", "1", "--format", "jsonl",
+    ]);
+    let e: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(e["seq"], 2);
+    // Edit an entry.
+    let log = r.root.join("audit_log.json");
+    let original = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, original.replacen("\"success\"", "\"failure\"", 1)).unwrap();
+    let out = r.query(&["audit", "verify"]);
+    assert_eq!(code(&out), 1);
+    let s = text(&out.stdout);
+    assert!(s.contains("edited") && s.contains("entry 0:"), "{s}");
+    // Truncate the tail: only the kept head shows it.
+    let mut lines: Vec<&str> = original.lines().collect();
+    lines.remove(lines.len() - 2);
+    let truncated = lines.join("\n").replace(",\n]", "\n]");
+    std::fs::write(&log, truncated).unwrap();
+    assert_eq!(code(&r.query(&["audit", "verify"])), 0);
+    let out = r.query(&[
+        "audit",
+        "verify",
+        "--expect-head",
+        &head,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["breaks"][0]["kind"], "truncated");
+    assert_eq!(
+        code(&r.query(&["audit", "verify", "--expect-head", "nothex"])),
+        2
+    );
+}
+
+#[test]
+fn help_shows_examples() {
+    for (bin, args) in [
+        (CAPTURE, vec!["--help"]),
+        (CAPTURE, vec!["run", "--help"]),
+        (CAPTURE, vec!["import", "--help"]),
+        (QUERY, vec!["--help"]),
+        (QUERY, vec!["stats", "--help"]),
+        (QUERY, vec!["metrics", "--help"]),
+        (QUERY, vec!["audit", "--help"]),
+        (QUERY, vec!["audit", "verify", "--help"]),
+        (QUERY, vec!["audit", "head", "--help"]),
+    ] {
+        let out = Command::new(bin).args(&args).output().unwrap();
+        assert_eq!(code(&out), 0);
+        assert!(text(&out.stdout).contains("Example"), "{bin} {args:?}");
+    }
+}
+
+#[test]
+fn no_registry_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(QUERY)
+        .current_dir(dir.path())
+        .env_remove("BETTY_REGISTRY")
+        .env_remove("BETTY_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("no registry found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
