@@ -1,1 +1,484 @@
-fn main() {}
+//! `registry-diff`: compare registry versions field by field, keep and read the registry's
+//! history, check semver, roll back.
+//!
+//! The binary is thin: parse flags, resolve what to compare, call the library, print, record
+//! writes in the audit trail and telemetry, and map the outcome to an exit code.
+
+use anyhow::{Context, Result, bail};
+use betty_cli::{CommonArgs, Printer};
+use betty_core::ExitStatus;
+use betty_core::audit::{AuditLog, AuditRecord};
+use betty_core::discover::RegistryDir;
+use betty_core::history::{ChangeAction, History, VersionId};
+use betty_core::identity::Identity;
+use betty_core::telemetry::{EventWriter, NewEvent};
+use registry_diff::cli::{Cli, Command, Compare, DiffFormat, Format};
+use registry_diff::diff::{RegistryDiff, diff_registries, entries};
+use registry_diff::render::{self, Style};
+use registry_diff::semver::{self, CheckOptions};
+use registry_diff::snapshot::{Resolver, Snapshot};
+use registry_diff::versions::{self, ImportOutcome, Recorded};
+use serde_json::{Map, Value, json};
+
+const TOOL: &str = "registry-diff";
+
+fn main() -> std::process::ExitCode {
+    let cli: Cli = match betty_cli::parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    betty_cli::init_logging(&cli.common);
+    betty_cli::run(|| run(cli))
+}
+
+fn run(cli: Cli) -> Result<ExitStatus> {
+    let mut out = Printer::new();
+    let style = Style {
+        colour: betty_cli::use_colour_on_stdout(),
+    };
+    let common = &cli.common;
+    match cli.command {
+        None => {
+            let (from, to, diff) = compare(common, &cli.diff.compare)?;
+            match cli.diff.format {
+                DiffFormat::Text => out.write_str(&render::diff_text(&diff, style))?,
+                DiffFormat::Json => {
+                    out.json(&render::diff_json(&diff, from.kind, &from.label, &to.label))?
+                }
+                DiffFormat::Patch => out.json(&diff.to_patch(from.kind))?,
+            }
+            out.flush()?;
+            Ok(if cli.diff.exit_code && !diff.is_empty() {
+                ExitStatus::Failure
+            } else {
+                ExitStatus::Success
+            })
+        }
+        Some(Command::Check {
+            compare: spec,
+            allow_escalation,
+            allow_removals,
+            format,
+        }) => {
+            let (from, to, diff) = compare(common, &spec)?;
+            let (verdicts, problems) = semver::check(
+                &diff,
+                from.kind,
+                CheckOptions {
+                    allow_escalation,
+                    allow_removals,
+                },
+            );
+            match format {
+                Format::Text => out.write_str(&render::check_text(&verdicts, &problems, style))?,
+                Format::Json => out.json(&json!({
+                    "schema_version": render::OUTPUT_SCHEMA_VERSION,
+                    "kind": "check",
+                    "from": from.label,
+                    "to": to.label,
+                    "passed": problems.is_empty(),
+                    "problems": problems,
+                    "skills": verdicts,
+                }))?,
+            }
+            out.flush()?;
+            Ok(if problems.is_empty() {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Failure
+            })
+        }
+        Some(Command::Record { format }) => {
+            let dir = common.registry_dir()?;
+            let who = common.identity()?;
+            match versions::record(&dir, &who.user, betty_core::time::now())? {
+                Recorded::Unchanged(latest) => {
+                    tracing::info!("the registry equals {latest}; nothing recorded");
+                    match format {
+                        Format::Text => {
+                            out.line(&format!("No changes since {latest}; nothing recorded."))?
+                        }
+                        Format::Json => out.json(&json!({
+                            "schema_version": render::OUTPUT_SCHEMA_VERSION,
+                            "kind": "record",
+                            "recorded": false,
+                            "version": latest,
+                        }))?,
+                    }
+                }
+                Recorded::New(version, diff) => {
+                    audit(
+                        &dir,
+                        &who,
+                        "registry.record",
+                        "registry.recorded",
+                        json!({"version": version.version, "changes": version.changes.len(), "registry_sha256": version.registry_sha256}),
+                    )?;
+                    match format {
+                        Format::Text => {
+                            out.line(&format!(
+                                "Recorded {} ({})",
+                                version.version,
+                                render::counts(&diff)
+                            ))?;
+                            if !diff.is_empty() {
+                                out.write_str(&render::diff_text(&diff, style))?;
+                            }
+                        }
+                        Format::Json => out.json(&json!({
+                            "schema_version": render::OUTPUT_SCHEMA_VERSION,
+                            "kind": "record",
+                            "recorded": true,
+                            "version": version.version,
+                            "changes": version.changes,
+                        }))?,
+                    }
+                }
+            }
+            out.flush()?;
+            Ok(ExitStatus::Success)
+        }
+        Some(Command::Log {
+            skill,
+            max_count,
+            format,
+        }) => log(common, skill.as_deref(), max_count, format, &mut out),
+        Some(Command::Rollback {
+            version,
+            dry_run,
+            format,
+        }) => {
+            let id = VersionId::parse(&version)?;
+            let dir = common.registry_dir()?;
+            let who = common.identity()?;
+            let done = versions::rollback(&dir, id, &who.user, betty_core::time::now(), dry_run)?;
+            if let Some(v) = &done.version {
+                audit(
+                    &dir,
+                    &who,
+                    "registry.rollback",
+                    "registry.rolled_back",
+                    json!({"rollback_of": done.target, "version": v.version, "recorded_before": done.recorded_before, "registry_sha256": v.registry_sha256, "changes": v.changes.len()}),
+                )?;
+            }
+            match format {
+                Format::Json => out.json(&json!({
+                    "schema_version": render::OUTPUT_SCHEMA_VERSION,
+                    "kind": "rollback",
+                    "target": done.target,
+                    "dry_run": dry_run,
+                    "recorded_before": done.recorded_before,
+                    "version": done.version.as_ref().map(|v| v.version.clone()),
+                    "diff": render::diff_json(&done.diff, betty_core::manifest::Kind::Skill, "current", &done.target),
+                }))?,
+                Format::Text => {
+                    if dry_run {
+                        out.line(&format!(
+                            "Dry run: rolling back to {} would change the live registry like this (nothing written):",
+                            done.target
+                        ))?;
+                        out.write_str(&render::diff_text(&done.diff, style))?;
+                    } else if let Some(v) = &done.version {
+                        if let Some(b) = &done.recorded_before {
+                            out.line(&format!(
+                                "Recorded the live registry as {b} first (it was not in history)"
+                            ))?;
+                        }
+                        out.line(&format!(
+                            "Rolled back to {} as new version {} ({})",
+                            done.target,
+                            v.version,
+                            render::counts(&done.diff)
+                        ))?;
+                        out.write_str(&render::diff_text(&done.diff, style))?;
+                    } else {
+                        out.line(&format!(
+                            "The live registry already equals {}; nothing to do.",
+                            done.target
+                        ))?;
+                    }
+                }
+            }
+            out.flush()?;
+            Ok(ExitStatus::Success)
+        }
+        Some(Command::ImportGit { range, format }) => {
+            let dir = common.registry_dir()?;
+            let who = common.identity()?;
+            let results = versions::import_git(&dir, range.as_deref())?;
+            let recorded = results
+                .iter()
+                .filter(|r| matches!(r.outcome, ImportOutcome::Recorded(..)))
+                .count();
+            let unreadable: Vec<&versions::Imported> = results
+                .iter()
+                .filter(|r| matches!(r.outcome, ImportOutcome::Unreadable(_)))
+                .collect();
+            if recorded > 0 || !unreadable.is_empty() {
+                audit(
+                    &dir,
+                    &who,
+                    "registry.import_git",
+                    "registry.imported",
+                    json!({"range": range, "commits": results.len(), "recorded": recorded, "unreadable": unreadable.iter().map(|r| r.commit.hash.clone()).collect::<Vec<_>>()}),
+                )?;
+            }
+            match format {
+                Format::Json => {
+                    let items: Vec<Value> = results
+                        .iter()
+                        .map(|r| {
+                            let (status, version, message) = match &r.outcome {
+                                ImportOutcome::Recorded(v, _) => {
+                                    ("recorded", Some(v.version.clone()), None)
+                                }
+                                ImportOutcome::AlreadyImported(v) => {
+                                    ("already-imported", Some(v.clone()), None)
+                                }
+                                ImportOutcome::Unreadable(m) => ("unreadable", None, Some(m)),
+                            };
+                            json!({"commit": r.commit.hash, "date": r.commit.date, "committer": r.commit.committer_email,
+                                   "status": status, "version": version, "message": message})
+                        })
+                        .collect();
+                    out.json(&json!({
+                        "schema_version": render::OUTPUT_SCHEMA_VERSION,
+                        "kind": "import-git",
+                        "commits": items,
+                        "recorded": recorded,
+                        "unreadable": unreadable.len(),
+                    }))?;
+                }
+                Format::Text => {
+                    for r in &results {
+                        let short = &r.commit.hash[..r.commit.hash.len().min(7)];
+                        match &r.outcome {
+                            ImportOutcome::Recorded(v, _) => out.line(&render::version_line(
+                                v,
+                                entries(&v.registry, betty_core::manifest::Kind::Skill).len(),
+                            ))?,
+                            ImportOutcome::AlreadyImported(v) => {
+                                out.line(&format!("{v}  (git {short}, already imported)"))?
+                            }
+                            ImportOutcome::Unreadable(m) => out.line(&format!(
+                                "{}  git {short} by {}: NOT IMPORTED: {m}",
+                                style.paint("33", "unreadable"),
+                                r.commit.committer_email
+                            ))?,
+                        }
+                    }
+                    out.line(&format!(
+                        "Imported {recorded} version(s) from {} commit(s); {} could not be read.",
+                        results.len(),
+                        unreadable.len()
+                    ))?;
+                }
+            }
+            for r in &unreadable {
+                if let ImportOutcome::Unreadable(m) = &r.outcome {
+                    tracing::warn!("git {} not imported: {m}", r.commit.hash);
+                }
+            }
+            out.flush()?;
+            Ok(if unreadable.is_empty() {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Failure
+            })
+        }
+    }
+}
+
+/// Resolves `--compare` (default: the latest history version against the live registry) and
+/// computes the diff, narrowed to `--skill`.
+fn compare(common: &CommonArgs, spec: &Compare) -> Result<(Snapshot, Snapshot, RegistryDiff)> {
+    let (registry, registry_error) = match common.registry_dir() {
+        Ok(d) => (Some(d), None),
+        Err(e) => (
+            None,
+            Some(e.to_string().lines().next().unwrap_or("").to_string()),
+        ),
+    };
+    let resolver = Resolver {
+        registry,
+        registry_error,
+    };
+    let (from_spec, to_spec) = match spec.compare.as_slice() {
+        [] => {
+            let Some(dir) = &resolver.registry else {
+                bail!(
+                    "nothing to compare: {}\nhint: pass `--compare FROM TO` (history versions, registry files or git revisions)",
+                    resolver
+                        .registry_error
+                        .as_deref()
+                        .unwrap_or("no registry found")
+                );
+            };
+            let latest = History::new(&dir.history_dir()).list()?.last().copied();
+            let Some(latest) = latest else {
+                bail!(
+                    "`{}` has no history yet, so there is nothing to compare the live registry with\nhint: run `registry-diff record` (or `registry-diff import-git`), or pass `--compare FROM TO`",
+                    dir.history_dir().display()
+                );
+            };
+            (latest.to_string(), "current".to_string())
+        }
+        [a] => (a.clone(), "current".to_string()),
+        [a, b, ..] => (a.clone(), b.clone()),
+    };
+    let from = resolver
+        .resolve(&from_spec)
+        .with_context(|| format!("cannot read FROM `{from_spec}`"))?;
+    let to = resolver
+        .resolve(&to_spec)
+        .with_context(|| format!("cannot read TO `{to_spec}`"))?;
+    if from.kind != to.kind {
+        bail!(
+            "`{}` is a {} registry and `{}` a {} registry; compare registries of one kind",
+            from.label,
+            from.kind,
+            to.label,
+            to.kind
+        );
+    }
+    let mut diff = diff_registries(&from.value, &to.value, from.kind);
+    if let Some(name) = &spec.skill {
+        let known = |s: &Snapshot| {
+            entries(&s.value, s.kind)
+                .iter()
+                .any(|e| e.get("name").and_then(Value::as_str) == Some(name))
+        };
+        if !known(&from) && !known(&to) {
+            bail!(
+                "invalid `--skill {name}`: no skill of that name in `{}` or `{}`",
+                from.label,
+                to.label
+            );
+        }
+        diff = diff.only_skill(name);
+    }
+    Ok((from, to, diff))
+}
+
+fn log(
+    common: &CommonArgs,
+    skill: Option<&str>,
+    max_count: Option<usize>,
+    format: Format,
+    out: &mut Printer,
+) -> Result<ExitStatus> {
+    let dir = common.registry_dir()?;
+    let history = History::new(&dir.history_dir());
+    let ids = history.list()?;
+    let mut shown = Vec::new();
+    for id in ids.iter().rev() {
+        if max_count.is_some_and(|n| shown.len() >= n) {
+            break;
+        }
+        let v = history.load(*id)?;
+        let changes: Vec<_> = v
+            .changes
+            .iter()
+            .filter(|c| skill.is_none_or(|s| c.skill == s))
+            .cloned()
+            .collect();
+        if skill.is_some() && changes.is_empty() {
+            continue;
+        }
+        shown.push((v, changes));
+    }
+    let kind = betty_core::manifest::Kind::Skill;
+    match format {
+        Format::Json => {
+            let versions: Vec<Value> = shown
+                .iter()
+                .map(|(v, c)| {
+                    render::version_json(
+                        v,
+                        entries(&v.registry, kind).len(),
+                        &c.iter().collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            out.json(&json!({
+                "schema_version": render::OUTPUT_SCHEMA_VERSION,
+                "kind": "log",
+                "skill": skill,
+                "versions": versions,
+            }))?;
+        }
+        Format::Text => {
+            if ids.is_empty() {
+                out.line("No history yet: `registry-diff record` snapshots the live registry, `registry-diff import-git` imports the git log.")?;
+            } else if shown.is_empty() {
+                out.line(&format!(
+                    "No version changed `{}`.",
+                    skill.unwrap_or_default()
+                ))?;
+            }
+            for (v, changes) in &shown {
+                out.line(&render::version_line(v, entries(&v.registry, kind).len()))?;
+                if skill.is_some() {
+                    for c in changes {
+                        match c.action {
+                            ChangeAction::Changed => out.line(&format!(
+                                "    {}: {} → {}",
+                                c.field.as_deref().unwrap_or("?"),
+                                render::show_value(Some(&c.old_value).filter(|v| !v.is_null())),
+                                render::show_value(Some(&c.new_value).filter(|v| !v.is_null())),
+                            ))?,
+                            ChangeAction::Added => out.line(&format!(
+                                "    added{}",
+                                c.new_value
+                                    .get("version")
+                                    .and_then(Value::as_str)
+                                    .map(|v| format!(" at {v}"))
+                                    .unwrap_or_default()
+                            ))?,
+                            ChangeAction::Removed => out.line("    removed")?,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitStatus::Success)
+}
+
+/// One audit entry and one telemetry event for a write.
+fn audit(
+    dir: &RegistryDir,
+    who: &Identity,
+    operation: &str,
+    event: &str,
+    details: Value,
+) -> Result<()> {
+    AuditLog::new(&dir.audit_log())
+        .append(
+            &AuditRecord {
+                operation: operation.to_string(),
+                skill: None,
+                outcome: "success".to_string(),
+                policy_checks: vec![],
+                details: Some(details.clone()),
+            },
+            who,
+        )
+        .context("the registry was updated, but the audit trail could not be appended")?;
+    let mut context = Map::new();
+    context.insert("registry".into(), details);
+    EventWriter::new(&dir.events_jsonl(), TOOL)
+        .record(
+            NewEvent {
+                event_type: event.to_string(),
+                skill_name: None,
+                outcome: "success".to_string(),
+                context,
+                ..Default::default()
+            },
+            who,
+        )
+        .context("the registry was updated, but the telemetry event could not be written")?;
+    Ok(())
+}

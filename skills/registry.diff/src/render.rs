@@ -1,0 +1,291 @@
+//! Presentation: the seed's text style (`Changed: NAME` / `  field: old → new`, `Added: NAME`,
+//! `Removed: NAME`), JSON documents described by `schemas/registry-diff-output.schema.json`,
+//! and one-line version summaries for `log` and `import-git`.
+
+use betty_core::history::{Change, ChangeAction, HistoryVersion};
+use betty_core::manifest::Kind;
+use serde_json::{Value, json};
+
+use crate::diff::{RegistryDiff, SkillDiff};
+use crate::semver::{self, Bump};
+
+/// Version of the JSON output documents.
+pub const OUTPUT_SCHEMA_VERSION: u32 = 1;
+/// Longest value shown in text before it is cut (JSON output is never cut).
+const MAX_SHOWN: usize = 160;
+
+/// ANSI colours, or none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    pub colour: bool,
+}
+
+impl Style {
+    pub fn paint(self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// A value as text: strings bare, everything else compact JSON, long values cut.
+pub fn show_value(v: Option<&Value>) -> String {
+    let s = match v {
+        None => return "(none)".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let s = s.replace('\n', "\\n");
+    if s.chars().count() > MAX_SHOWN {
+        let cut: String = s.chars().take(MAX_SHOWN).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+/// The seed's text style, one skill after another.
+pub fn diff_text(diff: &RegistryDiff, style: Style) -> String {
+    let mut out = String::new();
+    if diff.is_empty() {
+        out.push_str("No differences.\n");
+        return out;
+    }
+    for s in &diff.skills {
+        skill_text(s, style, &mut out);
+    }
+    out
+}
+
+fn skill_text(s: &SkillDiff, style: Style, out: &mut String) {
+    match s.action {
+        ChangeAction::Changed => {
+            out.push_str(&format!("{} {}\n", style.paint("33", "Changed:"), s.name));
+            for f in &s.fields {
+                out.push_str(&format!(
+                    "  {}: {} → {}\n",
+                    f.path,
+                    show_value(f.old.as_ref()),
+                    show_value(f.new.as_ref())
+                ));
+            }
+        }
+        ChangeAction::Added => {
+            out.push_str(&format!("{} {}\n", style.paint("32", "Added:"), s.name))
+        }
+        ChangeAction::Removed => {
+            out.push_str(&format!("{} {}\n", style.paint("31", "Removed:"), s.name))
+        }
+    }
+}
+
+/// `2 changed, 1 added, 6 removed`.
+pub fn counts(diff: &RegistryDiff) -> String {
+    counts_of(
+        diff.count(ChangeAction::Changed),
+        diff.count(ChangeAction::Added),
+        diff.count(ChangeAction::Removed),
+    )
+}
+
+fn counts_of(changed: usize, added: usize, removed: usize) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [(changed, "changed"), (added, "added"), (removed, "removed")] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if parts.is_empty() {
+        "no changes".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The JSON document of a comparison.
+pub fn diff_json(diff: &RegistryDiff, kind: Kind, from: &str, to: &str) -> Value {
+    let skills: Vec<Value> = diff
+        .skills
+        .iter()
+        .map(|s| {
+            let v = semver::verdict(s, kind);
+            let fields: Vec<Value> = s
+                .fields
+                .iter()
+                .map(|f| {
+                    let bump = v
+                        .changes
+                        .iter()
+                        .filter(|c| c.field == f.top_field())
+                        .map(|c| c.bump)
+                        .max()
+                        .unwrap_or(if f.top_field() == "version" {
+                            Bump::None
+                        } else {
+                            Bump::Patch
+                        });
+                    json!({
+                        "field": f.path,
+                        "action": f.action.as_str(),
+                        "old_value": f.old,
+                        "new_value": f.new,
+                        "bump": bump,
+                    })
+                })
+                .collect();
+            let mut o = json!({
+                "name": s.name,
+                "action": s.action.as_str(),
+                "old_version": v.old_version,
+                "new_version": v.new_version,
+                "required_bump": v.required_bump,
+                "fields": fields,
+                "reasons": v.changes,
+            });
+            if s.action != ChangeAction::Changed {
+                o["entry"] = s
+                    .new
+                    .clone()
+                    .or_else(|| s.old.clone())
+                    .unwrap_or(Value::Null);
+            }
+            o
+        })
+        .collect();
+    json!({
+        "schema_version": OUTPUT_SCHEMA_VERSION,
+        "kind": "diff",
+        "from": from,
+        "to": to,
+        "summary": {
+            "changed": diff.count(ChangeAction::Changed),
+            "added": diff.count(ChangeAction::Added),
+            "removed": diff.count(ChangeAction::Removed),
+            "unchanged": diff.unchanged,
+        },
+        "skills": skills,
+    })
+}
+
+/// One line about a version: `2025.10.23.010  2025-10-23T02:30:49Z  dev@x  11 skills  6 removed (a, b, …)`.
+pub fn version_line(v: &HistoryVersion, skill_count: usize) -> String {
+    let (mut changed, mut added, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    for c in &v.changes {
+        let list = match c.action {
+            ChangeAction::Changed => &mut changed,
+            ChangeAction::Added => &mut added,
+            ChangeAction::Removed => &mut removed,
+        };
+        if !list.contains(&c.skill.as_str()) {
+            list.push(c.skill.as_str());
+        }
+    }
+    let mut summary = counts_of(changed.len(), added.len(), removed.len());
+    if !removed.is_empty() {
+        let mut names: Vec<&str> = removed.iter().take(5).copied().collect();
+        if removed.len() > 5 {
+            names.push("…");
+        }
+        summary.push_str(&format!("; removed: {}", names.join(", ")));
+    }
+    let origin = match v.source.get("kind").and_then(Value::as_str) {
+        Some("rollback") => format!(
+            "  [rollback to {}]",
+            v.source
+                .get("rollback_of")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        ),
+        Some("import-git") => format!(
+            "  [git {}]",
+            v.source
+                .get("commit")
+                .and_then(Value::as_str)
+                .map(|c| &c[..c.len().min(7)])
+                .unwrap_or("?")
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{}  {}  {}  {} skills  {summary}{origin}",
+        v.version, v.timestamp, v.changed_by, skill_count
+    )
+}
+
+/// A version as JSON for `log` (without the registry snapshot).
+pub fn version_json(v: &HistoryVersion, skill_count: usize, changes: &[&Change]) -> Value {
+    json!({
+        "version": v.version,
+        "timestamp": v.timestamp,
+        "changed_by": v.changed_by,
+        "source": v.source,
+        "skills": skill_count,
+        "registry_sha256": v.registry_sha256,
+        "changes": changes,
+    })
+}
+
+/// `check`'s report.
+pub fn check_text(
+    verdicts: &[semver::SkillVerdict],
+    problems: &[semver::Problem],
+    style: Style,
+) -> String {
+    let mut out = String::new();
+    for v in verdicts {
+        let mine: Vec<&semver::Problem> = problems.iter().filter(|p| p.skill == v.skill).collect();
+        let mark = if mine.is_empty() { "✅" } else { "❌" };
+        let versions = match v.action {
+            ChangeAction::Added => format!(
+                "added at {}",
+                v.new_version.as_deref().unwrap_or("(no version)")
+            ),
+            ChangeAction::Removed => "removed".to_string(),
+            ChangeAction::Changed => format!(
+                "{} → {}, needs {}",
+                v.old_version.as_deref().unwrap_or("(none)"),
+                v.new_version.as_deref().unwrap_or("(none)"),
+                v.required_bump
+            ),
+        };
+        out.push_str(&format!("{mark} {} ({versions})\n", v.skill));
+        for p in &mine {
+            out.push_str(&format!(
+                "   {} {}: {}\n",
+                style.paint("31", "error"),
+                p.rule,
+                p.message
+            ));
+        }
+        for c in &v.changes {
+            out.push_str(&format!("   - {} ({})\n", c.reason, c.bump));
+        }
+    }
+    if problems.is_empty() {
+        out.push_str(&format!(
+            "✅ {} skill(s) checked: every version bump covers its changes\n",
+            verdicts.len()
+        ));
+    } else {
+        out.push_str(&format!(
+            "❌ {} problem(s) in {} skill(s)\n",
+            problems.len(),
+            verdicts
+                .iter()
+                .filter(|v| problems.iter().any(|p| p.skill == v.skill))
+                .count()
+        ));
+    }
+    out
+}
+
+/// The rules table (Markdown), as the README shows it.
+pub fn rules_markdown() -> String {
+    let mut out = String::from("| change | bump | why |\n|---|---|---|\n");
+    for (change, bump, why) in semver::RULES {
+        out.push_str(&format!("| {change} | {bump} | {why} |\n"));
+    }
+    out
+}

@@ -1,0 +1,147 @@
+//! What can be compared: a registry as it was somewhere. A spec names one of
+//! - a history version (`2025.10.23.004`),
+//! - `current`: the live registry file,
+//! - a file: a registry (`old/skills.json`) or a history version file,
+//! - a git revision (`HEAD~1`, `main`, a hash), read with `git show REV:registry/skills.json`
+//!   in the repository holding the registry.
+//!
+//! Tried in that order; the first that exists wins, so a file named like a branch is the file.
+
+use std::path::{Path, PathBuf};
+
+use betty_core::discover::RegistryDir;
+use betty_core::history::{History, VersionId};
+use betty_core::limits::Limits;
+use betty_core::manifest::Kind;
+use betty_core::registry::Registry;
+use betty_core::source::{SourceName, into_text, parse_json, read_text};
+use serde_json::Value;
+
+use crate::git;
+
+/// A registry at one point, ready to compare.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// How the user named it (`HEAD~1`, `2025.10.23.004`, a path).
+    pub label: String,
+    /// `version`, `current`, `file`, `git`.
+    pub origin: &'static str,
+    pub kind: Kind,
+    pub value: Value,
+}
+
+/// Why a spec could not be turned into a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error(transparent)]
+    Core(#[from] betty_core::Error),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    #[error(
+        "`{spec}` is not a history version, a file, or a git revision{why}\nhint: use a version from `registry-diff log`, `current`, a path to a registry file, or a git revision such as `HEAD~1`"
+    )]
+    Unknown { spec: String, why: String },
+}
+
+/// Where specs are looked up.
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    /// The registry folder, when one was found.
+    pub registry: Option<RegistryDir>,
+    /// Why no registry was found (for messages).
+    pub registry_error: Option<String>,
+}
+
+impl Resolver {
+    fn registry(&self, spec: &str) -> Result<&RegistryDir, SpecError> {
+        self.registry.as_ref().ok_or_else(|| SpecError::Unknown {
+            spec: spec.to_string(),
+            why: format!(
+                " here: `{spec}` needs a registry, and {}",
+                self.registry_error.as_deref().unwrap_or("none was found")
+            ),
+        })
+    }
+
+    pub fn resolve(&self, spec: &str) -> Result<Snapshot, SpecError> {
+        if VersionId::looks_like(spec) {
+            let dir = self.registry(spec)?;
+            let id = VersionId::parse(spec)?;
+            let history = History::new(&dir.history_dir());
+            let version = history.load(id)?;
+            return Ok(Snapshot {
+                label: spec.to_string(),
+                origin: "version",
+                kind: Kind::Skill,
+                value: version.registry,
+            });
+        }
+        if spec == "current" {
+            let dir = self.registry(spec)?;
+            return read_file(&dir.skills_json(), spec, "current");
+        }
+        let path = PathBuf::from(spec);
+        if path.is_file() {
+            return read_file(&path, spec, "file");
+        }
+        if let Some(dir) = &self.registry
+            && git::check_revision(spec).is_ok()
+            && git::is_revision(&dir.root, spec)
+        {
+            let bytes = git::show(&dir.root, spec, "skills.json")?;
+            let label = format!("{spec}:registry/skills.json");
+            let text = into_text(&SourceName::Named(label.as_str().into()), bytes)?;
+            return parse_registry(&text, &label, spec, "git");
+        }
+        let why = if path.exists() {
+            " (it is a folder; name the registry file inside it)".to_string()
+        } else if self.registry.is_none() {
+            format!(
+                " (no registry to look in: {})",
+                self.registry_error.as_deref().unwrap_or("none found")
+            )
+        } else {
+            String::new()
+        };
+        Err(SpecError::Unknown {
+            spec: spec.to_string(),
+            why,
+        })
+    }
+}
+
+fn read_file(path: &Path, label: &str, origin: &'static str) -> Result<Snapshot, SpecError> {
+    let text = read_text(&SourceName::from(path), &Limits::REGISTRY)?;
+    let name = path.display().to_string();
+    let mut snap = parse_registry(&text, &name, label, origin)?;
+    snap.label = label.to_string();
+    Ok(snap)
+}
+
+/// Parses registry text (or a history version file) named `name` in messages.
+pub fn parse_registry(
+    text: &str,
+    name: &str,
+    label: &str,
+    origin: &'static str,
+) -> Result<Snapshot, SpecError> {
+    let mut value = parse_json(&SourceName::Named(name.into()), text)?;
+    // A history version file: compare the registry it holds.
+    if value.get("registry_sha256").is_some()
+        && let Some(Value::Object(_)) = value.get("registry")
+    {
+        value = value["registry"].take();
+    }
+    let kind = if value.get("skills").is_none() && value.get("agents").is_some() {
+        Kind::Agent
+    } else {
+        Kind::Skill
+    };
+    let registry = Registry::from_value(Path::new(name), kind, value)?;
+    Ok(Snapshot {
+        label: label.to_string(),
+        origin,
+        kind,
+        value: registry.as_value(),
+    })
+}

@@ -1,0 +1,259 @@
+//! Writing history: `record` (snapshot the live registry), `rollback` (make an old version
+//! live again, as a new version) and `import-git` (history from the git log).
+//!
+//! Every writer holds the history lock from reading the latest version to writing the next,
+//! so concurrent callers get distinct, ordered versions and a no-op stays a no-op. The registry
+//! file is only ever replaced atomically (temporary file, fsync, rename) under its own lock,
+//! always taken after the history lock, so a `kill -9` at any moment leaves the old file or
+//! the new one. A rollback first records the live registry if history does not have it yet,
+//! so no state is ever lost from history.
+
+use std::path::Path;
+
+use betty_core::discover::RegistryDir;
+use betty_core::fsx::{self, LockGuard};
+use betty_core::history::{History, HistoryLock, HistoryVersion, NewVersion, VersionId};
+use betty_core::limits::Limits;
+use betty_core::manifest::Kind;
+use betty_core::registry::Registry;
+use betty_core::source::{SourceName, into_text, read_bytes};
+use serde_json::{Map, Value, json};
+
+use crate::diff::{RegistryDiff, diff_registries};
+use crate::git;
+
+fn empty_registry() -> Value {
+    json!({"registry_version": "1.0.0", "skills": []})
+}
+
+/// The live `skills.json`: its bytes and parsed value, read under a shared lock.
+pub fn read_live(dir: &RegistryDir) -> betty_core::Result<(Vec<u8>, Value)> {
+    let path = dir.skills_json();
+    let _lock = LockGuard::shared(&path)?;
+    let name = SourceName::from(path.as_path());
+    let bytes = read_bytes(&name, &Limits::REGISTRY)?;
+    let text = into_text(&name, bytes.clone())?;
+    let registry = Registry::parse(&path, Kind::Skill, &text)?;
+    Ok((bytes, registry.as_value()))
+}
+
+fn source(kind: &str) -> Map<String, Value> {
+    Map::from_iter([("kind".to_string(), Value::String(kind.to_string()))])
+}
+
+/// What `record` did.
+#[derive(Debug)]
+pub enum Recorded {
+    /// A new version, and what changed since the previous one.
+    New(Box<HistoryVersion>, RegistryDiff),
+    /// Nothing changed since this version.
+    Unchanged(String),
+}
+
+fn record_locked(
+    history: &History,
+    lock: &HistoryLock,
+    bytes: Vec<u8>,
+    value: Value,
+    who: &str,
+    now: jiff::Timestamp,
+    src: Map<String, Value>,
+) -> betty_core::Result<Recorded> {
+    let latest = history.latest()?;
+    let previous = latest
+        .as_ref()
+        .map(|v| v.registry.clone())
+        .unwrap_or_else(empty_registry);
+    let diff = diff_registries(&previous, &value, Kind::Skill);
+    if let Some(l) = &latest
+        && diff.is_empty()
+    {
+        return Ok(Recorded::Unchanged(l.version.clone()));
+    }
+    let version = history.append(
+        lock,
+        NewVersion {
+            timestamp: now,
+            changed_by: who.to_string(),
+            changes: diff.to_changes(who),
+            source: src,
+            registry_bytes: bytes,
+            registry: value,
+        },
+    )?;
+    Ok(Recorded::New(Box::new(version), diff))
+}
+
+/// Snapshots the live registry as a new version, unless it equals the latest one.
+pub fn record(dir: &RegistryDir, who: &str, now: jiff::Timestamp) -> betty_core::Result<Recorded> {
+    let history = History::new(&dir.history_dir());
+    let lock = history.lock()?;
+    let (bytes, value) = read_live(dir)?;
+    record_locked(&history, &lock, bytes, value, who, now, source("record"))
+}
+
+/// What `rollback` did or would do.
+#[derive(Debug)]
+pub struct RolledBack {
+    pub target: String,
+    /// From the live registry to the target.
+    pub diff: RegistryDiff,
+    /// The version recorded for the live registry first, if history lacked it.
+    pub recorded_before: Option<String>,
+    /// The new version (None for a dry run or when the registry already was the target).
+    pub version: Option<HistoryVersion>,
+}
+
+/// Makes `target`'s registry live again, byte for byte, and records it as a new version.
+pub fn rollback(
+    dir: &RegistryDir,
+    target: VersionId,
+    who: &str,
+    now: jiff::Timestamp,
+    dry_run: bool,
+) -> betty_core::Result<RolledBack> {
+    let history = History::new(&dir.history_dir());
+    let lock = history.lock()?;
+    let old = history.load(target)?;
+    let path = dir.skills_json();
+    let bytes = old.registry_bytes(&history.path_of(target))?;
+    let (live_bytes, live) = read_live(dir)?;
+    let diff = diff_registries(&live, &old.registry, Kind::Skill);
+    let mut out = RolledBack {
+        target: target.to_string(),
+        diff,
+        recorded_before: None,
+        version: None,
+    };
+    if dry_run || live_bytes == bytes {
+        return Ok(out);
+    }
+    // Keep the live state in history before replacing it.
+    if let Recorded::New(v, _) = record_locked(
+        &history,
+        &lock,
+        live_bytes,
+        live,
+        who,
+        now,
+        source("record"),
+    )? {
+        out.recorded_before = Some(v.version.clone());
+    }
+    {
+        let _registry_lock = LockGuard::exclusive(&path)?;
+        fsx::atomic_write(&path, &bytes)?;
+    }
+    let mut src = source("rollback");
+    src.insert("rollback_of".into(), target.to_string().into());
+    let version = history.append(
+        &lock,
+        NewVersion {
+            timestamp: now,
+            changed_by: who.to_string(),
+            changes: out.diff.to_changes(who),
+            source: src,
+            registry_bytes: bytes,
+            registry: old.registry.clone(),
+        },
+    )?;
+    out.version = Some(version);
+    Ok(out)
+}
+
+/// One commit `import-git` looked at.
+#[derive(Debug)]
+pub struct Imported {
+    pub commit: git::Commit,
+    pub outcome: ImportOutcome,
+}
+
+#[derive(Debug)]
+pub enum ImportOutcome {
+    /// Recorded as this version, with what changed since the previous readable commit.
+    Recorded(Box<HistoryVersion>, RegistryDiff),
+    /// Already in history (imported before).
+    AlreadyImported(String),
+    /// The registry at this commit could not be read (the message has its line:column).
+    Unreadable(String),
+}
+
+/// Builds history from the git log of `registry/skills.json`: one version per commit that
+/// reads, dated by the commit, `changed_by` its committer. Commits already imported are
+/// skipped, so importing again only adds what is new.
+pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<Imported>> {
+    let commits = git::log(&dir.root, "skills.json", range)?;
+    let blobs = git::show_many(&dir.root, &commits, "skills.json")?;
+    let history = History::new(&dir.history_dir());
+    let lock = history.lock()?;
+    let mut imported_commits = std::collections::HashMap::new();
+    for id in history.list()? {
+        let v = history.load(id)?;
+        if let Some(c) = v.source.get("commit").and_then(Value::as_str) {
+            imported_commits.insert(c.to_string(), v.version.clone());
+        }
+    }
+    let mut previous = history
+        .latest()?
+        .map(|v| v.registry)
+        .unwrap_or_else(empty_registry);
+    let mut out = Vec::with_capacity(commits.len());
+    for (commit, blob) in commits.into_iter().zip(blobs) {
+        if let Some(v) = imported_commits.get(&commit.hash) {
+            out.push(Imported {
+                outcome: ImportOutcome::AlreadyImported(v.clone()),
+                commit,
+            });
+            continue;
+        }
+        let short = &commit.hash[..commit.hash.len().min(7)];
+        let label = format!("{short}:registry/skills.json");
+        let parsed = match blob {
+            None => Err(format!(
+                "{label}: the file does not exist at this commit (deleted)"
+            )),
+            Some(bytes) => into_text(&SourceName::Named(label.as_str().into()), bytes.clone())
+                .and_then(|text| Registry::parse(Path::new(&label), Kind::Skill, &text))
+                .map(|r| (bytes, r.as_value()))
+                .map_err(|e| e.to_string()),
+        };
+        let (bytes, value) = match parsed {
+            Ok(p) => p,
+            Err(message) => {
+                out.push(Imported {
+                    commit,
+                    outcome: ImportOutcome::Unreadable(message),
+                });
+                continue;
+            }
+        };
+        let at = betty_core::time::parse_timestamp(&commit.date)
+            .map_err(|e| anyhow::anyhow!("commit {}: {e}", commit.hash))?;
+        let who = if commit.committer_email.is_empty() {
+            commit.committer_name.clone()
+        } else {
+            commit.committer_email.clone()
+        };
+        let diff = diff_registries(&previous, &value, Kind::Skill);
+        let mut src = source("import-git");
+        src.insert("commit".into(), commit.hash.clone().into());
+        src.insert("subject".into(), commit.subject.clone().into());
+        let version = history.append(
+            &lock,
+            NewVersion {
+                timestamp: at,
+                changed_by: who.clone(),
+                changes: diff.to_changes(&who),
+                source: src,
+                registry_bytes: bytes,
+                registry: value.clone(),
+            },
+        )?;
+        previous = value;
+        out.push(Imported {
+            commit,
+            outcome: ImportOutcome::Recorded(Box::new(version), diff),
+        });
+    }
+    Ok(out)
+}
