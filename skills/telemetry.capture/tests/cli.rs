@@ -772,3 +772,43 @@ fn no_registry_is_a_clear_error() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn duckdb_reads_the_same_rows() {
+    let probe = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: DuckDB for Python is not installed (`pip install duckdb`)");
+        return;
+    }
+    let r = Reg::new();
+    let upstream = Path::new(UPSTREAM).join("registry/telemetry.json");
+    if upstream.exists() {
+        assert_eq!(code(&r.capture(&["import", upstream.to_str().unwrap()])), 0);
+    }
+    for i in 0..50 {
+        r.capture(&[
+            "--event-type",
+            if i % 3 == 0 {
+                "policy.violated"
+            } else {
+                "skill.created"
+            },
+            "--context",
+            &format!("n:={i}"),
+        ]);
+    }
+    let sql = format!(
+        "import duckdb; print(duckdb.sql(\"select count(*), count(*) filter (where event_type = 'policy.violated') from read_json_auto('{}', format='newline_delimited')\").fetchall()[0])",
+        r.events().display()
+    );
+    let out = Command::new("python3").args(["-c", &sql]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = format!(
+        "({}, {})",
+        r.count(&[]),
+        r.count(&["--event-type", "policy.violated"])
+    );
+    assert_eq!(text(&out.stdout).trim(), expected);
+}
