@@ -73,12 +73,35 @@ pub struct World {
 }
 
 impl World {
-    pub fn load(registry_dir: RegistryDir, policies: Option<&Path>) -> Result<World, RunError> {
+    /// Loads the policies, and the registry when the action or a rule needs it (reading a
+    /// large registry costs more than checking one manifest against naming rules).
+    pub fn load(
+        registry_dir: RegistryDir,
+        policies: Option<&Path>,
+        action: Option<Action>,
+    ) -> Result<World, RunError> {
         let dir = policies
             .map(Path::to_path_buf)
             .unwrap_or_else(|| registry_dir.policies_dir());
         let policies = PolicySet::load_dir(&dir)?;
-        let registry = RegistryView::load(&registry_dir)?;
+        let needs_registry = matches!(
+            action,
+            Some(Action::Execute | Action::Deploy | Action::Audit)
+        ) || policies.policies.iter().flat_map(|p| &p.rules).any(|r| {
+            matches!(
+                r.check,
+                Check::NoEscalation
+                    | Check::Registered
+                    | Check::ForbiddenStatus(_)
+                    | Check::Acyclic
+                    | Check::InSync
+            )
+        });
+        let registry = if needs_registry {
+            RegistryView::load(&registry_dir)?
+        } else {
+            RegistryView::default()
+        };
         Ok(World {
             registry_dir,
             policies,

@@ -30,7 +30,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             format,
             policies,
         }) => {
-            let world = World::load(registry_dir, policies.as_deref())?;
+            let world = World::load(registry_dir, policies.as_deref(), Some(Action::Audit))?;
             // The compliance view is the continuous audit's: everything registered and on disk.
             let audit = CheckOptions {
                 action: Some(Action::Audit),
@@ -61,7 +61,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             format,
             policies,
         }) => {
-            let world = World::load(registry_dir, policies.as_deref())?;
+            // Fixtures may name any enforcement point: load everything.
+            let world = World::load(registry_dir, policies.as_deref(), Some(Action::Audit))?;
             let approvals = world.approvals(Some(Action::Register))?;
             let run = policy_enforce::fixture::run_dir(
                 &dir,
@@ -143,7 +144,7 @@ fn enforce(
         anyhow::bail!("`--environment` goes with `--action deploy`");
     }
     let identity = common.identity()?;
-    let world = World::load(registry_dir, args.policies.as_deref())?;
+    let world = World::load(registry_dir, args.policies.as_deref(), args.action)?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         policies = world.policies.policies.len(),

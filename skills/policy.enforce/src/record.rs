@@ -28,7 +28,7 @@ pub fn record(
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(report.results.len().div_ceil(256).max(1));
+        .min(report.results.len().div_ceil(16).max(1));
     let chunk = report.results.len().div_ceil(threads).max(1);
     let parts: Vec<Result<Vec<Value>, betty_core::Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = report

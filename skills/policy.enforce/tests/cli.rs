@@ -594,6 +594,37 @@ fn waivers_apply_until_they_expire_and_stay_visible() {
 }
 
 #[test]
+fn bundled_and_upstream_policies_follow_the_policy_schema() {
+    let schema = schema("policy.schema.json");
+    let mut dirs = vec![Path::new(BUNDLED).join("policies")];
+    if Path::new(UPSTREAM).is_dir() {
+        dirs.push(Path::new(UPSTREAM).join("registry/policies"));
+    }
+    let mut checked = 0;
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") || path.ends_with("waivers.yaml") {
+                continue;
+            }
+            let doc = betty_core::Document::read_yaml(&path, &betty_core::limits::Limits::MANIFEST)
+                .unwrap();
+            let errors = schema_errors(&schema, &doc.value);
+            assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 13, "{checked}");
+    // What the loader refuses, the schema refuses too.
+    let bad = serde_json::json!({"policy": {"name": "x", "version": "1", "enforcement": "blocking",
+        "rules": [{"field": "name", "message": "m", "severity": "error", "must_match": "x"}]}});
+    assert!(!schema_errors(&schema, &bad).is_empty());
+    let two = serde_json::json!({"policy": {"name": "x", "version": "1", "enforcement": "blocking",
+        "rules": [{"field": "name", "message": "m", "severity": "error", "required": true, "semver": true}]}});
+    assert!(!schema_errors(&schema, &two).is_empty());
+}
+
+#[test]
 fn waiver_files_follow_their_schema() {
     let schema = schema("policy-waivers.schema.json");
     let parse = |text: &str| {
