@@ -20,7 +20,7 @@ Examples:
   policy-enforce --action audit                                 # everything registered and on disk
   policy-enforce --all --format sarif > policy.sarif
   policy-enforce report --framework soc2
-  policy-enforce test policies/fixtures
+  policy-enforce test skills/policy.enforce/fixtures             # policy fixtures
 
 Exit codes: 0 passed, 1 blocking violations (or a rejected/expired approval),
 2 usage/configuration/input error, 3 approval pending.";
@@ -73,8 +73,10 @@ pub enum Command {
     /// Per-control compliance report: each control with pass/fail/waived and its evidence
     #[command(after_help = "Example:\n  policy-enforce report --framework iso27001 --format json")]
     Report {
+        /// The control framework
         #[arg(long, value_enum)]
         framework: Framework,
+        /// Output format
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
         /// Policies folder (default: the registry's `policies/`)
@@ -82,10 +84,11 @@ pub enum Command {
         policies: Option<PathBuf>,
     },
     /// Run policy fixtures (input + expected outcome); fails on any mismatch
-    #[command(after_help = "Example:\n  policy-enforce test registry/policies/fixtures")]
+    #[command(after_help = "Example:\n  policy-enforce test skills/policy.enforce/fixtures")]
     Test {
         /// Folder of fixture files (`*.yaml`)
         dir: PathBuf,
+        /// Output format
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
         /// Policies folder (default: the registry's `policies/`)
