@@ -812,3 +812,86 @@ fn duckdb_reads_the_same_rows() {
     );
     assert_eq!(text(&out.stdout).trim(), expected);
 }
+
+const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
+
+/// Resolves `https://betty.dev/schemas/<file>` to the repository's `schemas/<file>`.
+struct LocalSchemas;
+
+impl jsonschema::Retrieve for LocalSchemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri.as_str().rsplit('/').next().unwrap_or_default();
+        let text = std::fs::read_to_string(Path::new(SCHEMAS).join(name))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(Path::new(SCHEMAS).join(name)).unwrap();
+    jsonschema::options()
+        .with_retriever(LocalSchemas)
+        .build(&serde_json::from_str(&text).unwrap())
+        .expect("the schema compiles")
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:?}\n{doc}");
+}
+
+#[test]
+fn json_output_validates_against_the_published_schemas() {
+    let r = Reg::new();
+    let f = r.root.join("up.json");
+    std::fs::write(&f, r#"[{"timestamp": "2025-10-23T18:08:55", "skill": "a.b", "status": "success", "duration_ms": 5, "caller": "cli"}]"#).unwrap();
+    assert_eq!(code(&r.capture(&["import", f.to_str().unwrap()])), 0);
+    for i in 0..5 {
+        r.capture(&[
+            "--event-type",
+            "policy.violated",
+            "--outcome",
+            "blocked",
+            "--duration-ms",
+            &i.to_string(),
+        ]);
+    }
+    let output = schema("telemetry-query-output.schema.json");
+    for args in [
+        vec!["--format", "json"],
+        vec!["--format", "json", "--count"],
+        vec!["--format", "json", "--count-by", "outcome"],
+        vec!["stats", "--format", "json"],
+        vec!["stats", "--by", "event_type", "--format", "json"],
+        vec!["audit", "--format", "json"],
+        vec!["audit", "verify", "--format", "json"],
+        vec!["audit", "head", "--format", "json"],
+    ] {
+        let out = r.query(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out.stderr));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_valid(&output, &doc, &format!("{args:?}"));
+    }
+    assert!(!output.is_valid(&serde_json::json!({"schema_version": 1, "count": -1})));
+    assert!(
+        !output
+            .is_valid(&serde_json::json!({"schema_version": 1, "events": [{"event_type": "x"}]}))
+    );
+    let events = schema("telemetry-event.schema.json");
+    for l in r.lines() {
+        assert_valid(&events, &serde_json::from_str(&l).unwrap(), "event");
+    }
+    let out = r.query(&["metrics", "--format", "json"]);
+    assert_eq!(code(&out), 0);
+    let metrics = schema("telemetry-metrics.schema.json");
+    assert_valid(
+        &metrics,
+        &serde_json::from_slice(&out.stdout).unwrap(),
+        "metrics",
+    );
+}
