@@ -214,7 +214,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 .iter()
                 .filter(|r| matches!(r.outcome, ImportOutcome::Unreadable(_)))
                 .collect();
-            if recorded > 0 || !unreadable.is_empty() {
+            if recorded > 0 {
                 audit(
                     &dir,
                     &who,

@@ -1,0 +1,313 @@
+//! The real `registry-diff` binary on real files in scratch folders and git repositories.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn seed_repo() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    git_repo(t.path());
+    commit_registry(
+        t.path(),
+        &registry(json!([
+            {"name": "workflow.validate", "version": "0.1.0", "description": "Validate workflows",
+             "status": "draft", "updated_at": "2025-10-23T00:00:00.000000+00:00"}
+        ])),
+        "first",
+        None,
+    );
+    let mut second = registry(json!([
+        {"name": "workflow.validate", "version": "0.1.0", "description": "Validate workflows",
+         "status": "active", "updated_at": "2025-10-24T09:00:00.000000+00:00"},
+        {"name": "data.transform", "version": "0.1.0", "description": "Transform data", "status": "active"}
+    ]));
+    // The registry restamped itself too: not a change.
+    let text = String::from_utf8(second).unwrap().replace(
+        "2025-10-23T00:00:00.000000+00:00\",\n  \"skills\"",
+        "2025-10-24T09:00:00.000000+00:00\",\n  \"skills\"",
+    );
+    second = text.into_bytes();
+    commit_registry(t.path(), &second, "second", None);
+    t
+}
+
+#[test]
+fn the_seed_example_compare_head_1_head_verbatim() {
+    let t = seed_repo();
+    let o = run(t.path(), &["--compare", "HEAD~1", "HEAD"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "Changed: workflow.validate\n  status: draft → active\nAdded: data.transform\n"
+    );
+    // From a subfolder, and with a hash and a branch name.
+    std::fs::create_dir_all(t.path().join("deep/er")).unwrap();
+    let first = git(t.path(), &["rev-parse", "HEAD~1"]);
+    let o = run(&t.path().join("deep/er"), &["--compare", &first, "main"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("Changed: workflow.validate\n"));
+    // --exit-code: 1 with differences, 0 without.
+    assert_eq!(
+        code(&run(
+            t.path(),
+            &["--compare", "HEAD~1", "HEAD", "--exit-code"]
+        )),
+        1
+    );
+    let same = run(t.path(), &["--compare", "HEAD", "current", "--exit-code"]);
+    assert_eq!(code(&same), 0, "{}", stderr(&same));
+    assert_eq!(stdout(&same), "No differences.\n");
+    // --skill narrows.
+    let o = run(
+        t.path(),
+        &["--compare", "HEAD~1", "HEAD", "--skill", "data.transform"],
+    );
+    assert_eq!(stdout(&o), "Added: data.transform\n");
+    let o = run(
+        t.path(),
+        &["--compare", "HEAD~1", "HEAD", "--skill", "no.such"],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("no skill of that name"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn json_and_patch_formats() {
+    let t = seed_repo();
+    let o = run(
+        t.path(),
+        &["--compare", "HEAD~1", "HEAD", "--format", "json"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    validate("registry-diff-output.schema.json", &v);
+    assert_eq!(
+        v["summary"],
+        json!({"changed": 1, "added": 1, "removed": 0, "unchanged": 0})
+    );
+    assert_eq!(v["skills"][0]["fields"][0]["field"], "status");
+    assert_eq!(v["skills"][0]["fields"][0]["old_value"], "draft");
+    assert_eq!(v["skills"][0]["required_bump"], "minor");
+
+    let o = run(
+        t.path(),
+        &["--compare", "HEAD~1", "HEAD", "--format", "patch"],
+    );
+    let patch: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        patch[0],
+        json!({"op": "replace", "path": "/skills/0/status", "value": "active"})
+    );
+    assert_eq!(patch[1]["op"], "add");
+    assert_eq!(patch[1]["path"], "/skills/-");
+    let mut old: Value =
+        serde_json::from_str(&git(t.path(), &["show", "HEAD~1:registry/skills.json"])).unwrap();
+    registry_diff::diff::apply_patch(&mut old, &patch).unwrap();
+    let new: Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("registry/skills.json")).unwrap())
+            .unwrap();
+    assert!(
+        registry_diff::diff::diff_registries(&old, &new, betty_core::manifest::Kind::Skill)
+            .is_empty()
+    );
+}
+
+#[test]
+fn nested_fields_named_items_and_files() {
+    let t = tempfile::tempdir().unwrap();
+    let a = registry(json!([
+        {"name": "api.define", "version": "1.0.0", "description": "d",
+         "inputs": [{"name": "spec", "type": "string", "required": true}, {"name": "style", "type": "string"}],
+         "entrypoints": [{"command": "/api/define", "handler": "x", "runtime": "rust", "permissions": ["filesystem:read"]}]}
+    ]));
+    let b = registry(json!([
+        {"name": "api.define", "version": "1.0.0", "description": "d",
+         "inputs": [{"name": "style", "type": "string"}, {"name": "spec", "type": "object", "required": true}],
+         "entrypoints": [{"command": "/api/define", "handler": "x", "runtime": "rust", "permissions": ["filesystem:read", "network:http"]}]}
+    ]));
+    std::fs::write(t.path().join("a.json"), a).unwrap();
+    std::fs::write(t.path().join("b.json"), b).unwrap();
+    let o = run(t.path(), &["--compare", "a.json", "b.json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "Changed: api.define\n  inputs[name=spec].type: string → object\n  entrypoints[0].permissions: [\"filesystem:read\"] → [\"filesystem:read\",\"network:http\"]\n"
+    );
+    // check: a type change and a new permission with no version bump.
+    let o = run(t.path(), &["check", "--compare", "a.json", "b.json"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("bump-too-small: needs a major bump (input `spec` type string → object), got none (1.0.0 → 1.0.0)"), "{text}");
+    assert!(
+        text.contains(
+            "permission-escalation: permission escalation: new permission `network.http`"
+        ),
+        "{text}"
+    );
+    let o = run(
+        t.path(),
+        &["check", "--compare", "a.json", "b.json", "--format", "json"],
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    validate("registry-diff-output.schema.json", &v);
+    assert_eq!(v["passed"], false);
+}
+
+#[test]
+fn check_passes_a_sufficient_bump_and_catches_downgrades() {
+    let t = tempfile::tempdir().unwrap();
+    let a = registry(
+        json!([{"name": "a.b", "version": "1.2.0", "description": "d", "permissions": ["filesystem"]}]),
+    );
+    let ok = registry(
+        json!([{"name": "a.b", "version": "2.0.0", "description": "d", "permissions": ["filesystem:read"]}]),
+    );
+    let down = registry(
+        json!([{"name": "a.b", "version": "1.1.0", "description": "e", "permissions": ["filesystem"]}]),
+    );
+    std::fs::write(t.path().join("a.json"), a).unwrap();
+    std::fs::write(t.path().join("ok.json"), ok).unwrap();
+    std::fs::write(t.path().join("down.json"), down).unwrap();
+    let o = run(t.path(), &["check", "--compare", "a.json", "ok.json"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("permission `filesystem` removed or narrowed (major)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(t.path(), &["check", "--compare", "a.json", "down.json"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stdout(&o).contains("version-down: version goes down (1.2.0 → 1.1.0)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn record_is_a_no_op_when_nothing_changed_and_safe_under_concurrency() {
+    let t = tempfile::tempdir().unwrap();
+    let reg = t.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    std::fs::write(
+        reg.join("skills.json"),
+        registry(json!([{"name": "a.b", "version": "0.1.0", "description": "d"}])),
+    )
+    .unwrap();
+    // No history yet: a plain compare says what to do.
+    let o = run(t.path(), &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("registry-diff record"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(t.path(), &["record"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("Recorded "), "{}", stdout(&o));
+    let o = run(t.path(), &["record"]);
+    assert!(
+        stdout(&o).starts_with("No changes since "),
+        "{}",
+        stdout(&o)
+    );
+    // The registry restamps itself: still nothing.
+    let restamped = String::from_utf8(std::fs::read(reg.join("skills.json")).unwrap())
+        .unwrap()
+        .replace("2025-10-23T00:00:00", "2025-10-24T00:00:00");
+    std::fs::write(reg.join("skills.json"), restamped).unwrap();
+    assert!(stdout(&run(t.path(), &["record"])).starts_with("No changes since "));
+
+    std::fs::write(
+        reg.join("skills.json"),
+        registry(json!([{"name": "a.b", "version": "0.2.0", "description": "d"}])),
+    )
+    .unwrap();
+    assert_eq!(
+        stdout(&run(t.path(), &[])),
+        "Changed: a.b\n  version: 0.1.0 → 0.2.0\n"
+    );
+    let children: Vec<_> = (0..8)
+        .map(|_| cmd(t.path()).arg("record").spawn().unwrap())
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let versions: Vec<_> = std::fs::read_dir(reg.join("history"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        versions.len(),
+        2,
+        "one new version for eight concurrent callers: {versions:?}"
+    );
+    let o = run(t.path(), &["log", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    validate("registry-diff-output.schema.json", &v);
+    assert_eq!(v["versions"][0]["changes"][0]["field"], "version");
+    assert_eq!(v["versions"][0]["changed_by"], "tester@example.com");
+    let o = run(t.path(), &["log", "--skill", "a.b"]);
+    assert!(
+        stdout(&o).contains("    version: 0.1.0 → 0.2.0"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("    added at 0.1.0"), "{}", stdout(&o));
+    for e in std::fs::read_dir(reg.join("history")).unwrap() {
+        let v: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        validate("history-version.schema.json", &v);
+    }
+}
+
+#[test]
+fn bad_input_is_exit_2_with_a_clear_message_and_no_change() {
+    let t = tempfile::tempdir().unwrap();
+    let reg = t.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    std::fs::write(
+        reg.join("skills.json"),
+        "{\n  \"skills\": [\n    {\"name\": \"a\",}\n  ]\n}",
+    )
+    .unwrap();
+    std::fs::write(t.path().join("ok.json"), registry(json!([]))).unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--compare", "ok.json", "current"],
+            "skills.json:3:18: invalid JSON: trailing comma",
+        ),
+        (
+            &["--compare", "ok.json", "nothing-here"],
+            "is not a history version, a file, or a git revision",
+        ),
+        (&["--compare", "--output=/tmp/x", "ok.json"], ""),
+        (
+            &["--compare", "HEAD~1", "ok.json"],
+            "is not a history version",
+        ),
+        (&["rollback", "../../etc"], "YYYY.MM.DD.NNN"),
+        (&["rollback", "2025.10.23.001"], "no such version"),
+        (
+            &["record"],
+            "skills.json:3:18: invalid JSON: trailing comma",
+        ),
+        (
+            &["--compare", "2025.13.01.001", "ok.json"],
+            "is not a history version",
+        ),
+        (&["import-git"], "git"),
+    ];
+    for (args, expect) in cases {
+        let o = run(t.path(), args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expect), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+    assert!(!reg.join("history").exists());
+    assert!(!reg.join("audit_log.json").exists());
+}
