@@ -677,10 +677,19 @@ fn approval_hit(
         ApprovalState::Pending { request: Some(id) } => {
             format!("{}: request `{id}` is pending", trigger.1)
         }
-        ApprovalState::Pending { request: None } => format!(
-            "{}: {} approval(s) from `{}` for `{action}` of `{}` with subject_digest {digest}",
-            trigger.1, a.required, a.approvers, target.name
-        ),
+        ApprovalState::Pending { request: None } => {
+            let mut d = format!(
+                "{}: {} approval(s) from `{}` for `{action}` of `{}` with subject_digest {digest}",
+                trigger.1, a.required, a.approvers, target.name
+            );
+            if target.origin == crate::target::Origin::File {
+                d.push_str(&format!(
+                    "; request it: approval-queue request --operation {action} --manifest {} --approvers {} --required {} --reason \"...\"",
+                    target.label, a.approvers, a.required
+                ));
+            }
+            d
+        }
         ApprovalState::Rejected { request } => {
             format!("{}: request `{request}` was rejected", trigger.1)
         }

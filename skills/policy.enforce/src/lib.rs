@@ -154,8 +154,8 @@ pub fn check(world: &World, opts: &CheckOptions) -> Result<Report, RunError> {
 }
 
 /// Everything registered and on disk, as the continuous audit and the compliance report see
-/// it: every registry entry, plus each manifest on disk that is not registered or differs
-/// from its entry (drift).
+/// it: every registry entry, each manifest on disk that is not registered or differs from its
+/// entry (drift), and every workflow under `workflows/`.
 pub fn audit_targets(world: &World) -> Result<Vec<Target>, RunError> {
     let mut targets: Vec<Target> = world.registry.current().cloned().collect();
     let on_disk = target::read_manifests(&target::discover_manifests(
@@ -170,6 +170,16 @@ pub fn audit_targets(world: &World) -> Result<Vec<Target>, RunError> {
         if !same {
             targets.push(t);
         }
+    }
+    let mut errors = Vec::new();
+    for path in target::discover_workflows(&world.registry_dir.project_root()) {
+        match target::read_workflow(&path) {
+            Ok((workflow, _)) => targets.push(workflow),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RunError::Inputs(errors));
     }
     Ok(targets)
 }

@@ -297,6 +297,20 @@ pub fn discover_manifests(project_root: &Path) -> Vec<(PathBuf, TargetKind)> {
     out
 }
 
+/// Every `workflows/*.yaml` (and `.yml`) under the project root, sorted.
+pub fn discover_workflows(project_root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(project_root.join("workflows")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    found.sort();
+    found
+}
+
 /// Reads many manifests, spread over the available cores; every error is kept.
 pub fn read_manifests(paths: &[(PathBuf, TargetKind)]) -> Result<Vec<Target>, Vec<Error>> {
     let threads = std::thread::available_parallelism()

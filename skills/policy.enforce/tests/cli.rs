@@ -419,6 +419,12 @@ fn network_access_waits_for_a_matching_approval() {
     );
     let out = p.run(&["--action", "register", m.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{}", out.stdout);
+    // A corrupt request is an error naming the file, never skipped.
+    p.write("registry/approvals/apr-2.json", "{\"id\": ");
+    let out = p.run(&["--action", "register", m.to_str().unwrap()]);
+    assert_error(&out, "corrupt approval");
+    assert!(out.stderr.contains("apr-2.json"), "{}", out.stderr);
+    std::fs::remove_file(p.registry().join("approvals/apr-2.json")).unwrap();
     // A plain check and the audit are never held.
     let out = p.run(&[m.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stdout);
