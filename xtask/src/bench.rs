@@ -2,8 +2,6 @@
 //! Python's YAML loader, the previous build), so a noisy machine moves both sides alike.
 //! Results go to `BENCHMARKS.md` together with the command that produced them.
 
-#![allow(dead_code)] // timing helpers serve suites added with each binary
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,11 +12,9 @@ use anyhow::{Context, Result, bail};
 /// One timed command.
 pub struct Timing {
     pub median: Duration,
-    pub min: Duration,
-    pub runs: usize,
 }
 
-/// Runs `cmd` (through `sh -c`) `runs` times after one warm-up; returns median and min.
+/// Runs `cmd` (through `sh -c`) `runs` times after one warm-up; returns the median.
 pub fn time_shell(cwd: &Path, cmd: &str, runs: usize) -> Result<Timing> {
     let run_once = || -> Result<Duration> {
         let start = Instant::now();
@@ -42,8 +38,6 @@ pub fn time_shell(cwd: &Path, cmd: &str, runs: usize) -> Result<Timing> {
     times.sort();
     Ok(Timing {
         median: times[times.len() / 2],
-        min: times[0],
-        runs,
     })
 }
 
@@ -163,7 +157,312 @@ impl Ctx {
 
 type Suite = fn(&Ctx, &mut Vec<Row>) -> Result<()>;
 
-const SUITES: &[(&str, Suite)] = &[("audit append", audit_append)];
+const SUITES: &[(&str, Suite)] = &[
+    ("audit append", audit_append),
+    ("policy-enforce", policy_enforce),
+    ("telemetry", telemetry),
+    ("registry-diff", registry_diff),
+];
+
+/// The real Python interpreter (not a pyenv shim, whose shell start-up would flatter us).
+fn python() -> Result<String> {
+    let out = Command::new("python3")
+        .args(["-c", "import sys, yaml; print(sys.executable)"])
+        .output()
+        .context("python3 with PyYAML is the baseline; install it with `pip install pyyaml`")?;
+    if !out.status.success() {
+        bail!("python3 with PyYAML is the baseline; install it with `pip install pyyaml`");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn ratio_row(
+    name: &str,
+    ours: &Timing,
+    base: &Timing,
+    base_name: &str,
+    target: f64,
+    at_least: bool,
+) -> Row {
+    let r = base.median.as_secs_f64() / ours.median.as_secs_f64();
+    let (ratio, met) = if at_least {
+        (format!("{r:.1}x faster"), r >= target)
+    } else {
+        let slower = 1.0 / r;
+        (
+            if r >= 1.0 {
+                format!("{r:.1}x faster")
+            } else {
+                format!("{slower:.1}x slower")
+            },
+            slower <= target,
+        )
+    };
+    Row {
+        name: name.to_string(),
+        ours: ms(ours.median),
+        baseline: format!("{} ({base_name})", ms(base.median)),
+        ratio,
+        target: if at_least {
+            format!(">= {target}x faster")
+        } else {
+            format!("within {target}x")
+        },
+        met: Some(met),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+fn policy_enforce(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
+    let py = python()?;
+    let pe = ctx.bin.join("policy-enforce");
+    let pe = pe.display();
+    let runs = ctx.runs();
+    // One manifest, whole process, against the bundled policies.
+    let one = ctx.work.join("one");
+    copy_dir(&ctx.root.join("registry"), &one.join("registry"))?;
+    let manifest = ctx.root.join("skills/approval.queue/skill.yaml");
+    let manifest = manifest.display();
+    let ours = time_shell(
+        &one,
+        &format!("{pe} --registry registry --action register {manifest}"),
+        runs,
+    )?;
+    let floor = time_shell(
+        &one,
+        &format!("{py} -c 'import yaml,sys; yaml.safe_load(open(sys.argv[1]))' {manifest}"),
+        runs,
+    )?;
+    rows.push(ratio_row(
+        "policy-enforce: one manifest, whole process (audit + event written)",
+        &ours,
+        &floor,
+        "python yaml.safe_load floor",
+        10.0,
+        true,
+    ));
+    // All 81 upstream manifests, one process each side.
+    if let Some(up) = ctx.upstream() {
+        let proj = ctx.work.join("upstream");
+        for d in ["skills", "agents", "examples", "registry"] {
+            copy_dir(&up.join(d), &proj.join(d))?;
+        }
+        copy_dir(
+            &ctx.root.join("registry/policies"),
+            &proj.join("registry/policies"),
+        )?;
+        std::fs::write(proj.join("registry/audit_log.json"), "[\n]\n")?;
+        let ours = time_shell(&proj, &format!("{pe} --registry registry --all"), runs)?;
+        let load_all = "import yaml,glob; [yaml.safe_load(open(f)) for f in sorted(glob.glob('skills/*/skill.yaml') + glob.glob('agents/*/agent.yaml'))]";
+        let floor = time_shell(&proj, &format!("{py} -c \"{load_all}\""), runs)?;
+        rows.push(ratio_row(
+            "policy-enforce --all: 81 upstream manifests, one process",
+            &ours,
+            &floor,
+            "python loading the 81 files",
+            20.0,
+            true,
+        ));
+    }
+    // 10,000 generated manifests against 20 policies.
+    let n = if ctx.quick { 2_000 } else { 10_000 };
+    let big = ctx.work.join("gen");
+    crate::generate::project(&big, &ctx.root.join("registry"), n, 20)?;
+    let cmd = format!("{pe} --registry registry --all --format json");
+    let t = time_shell(&big, &cmd, if ctx.quick { 1 } else { 3 })?;
+    let mem =
+        peak_kib(&big, &cmd).map_or("-".into(), |k| format!("{:.1} MiB peak", k as f64 / 1024.0));
+    rows.push(Row {
+        name: format!("policy-enforce --all: {n} generated manifests x 20 policies (2 cores)"),
+        ours: ms(t.median),
+        baseline: mem,
+        ratio: format!("{:.0} manifests/s", n as f64 / t.median.as_secs_f64()),
+        target: "< 1000 ms".into(),
+        met: Some(t.median < Duration::from_millis(1000)),
+    });
+    Ok(())
+}
+
+fn telemetry(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
+    let tq = ctx.bin.join("telemetry-query");
+    let tq = tq.display();
+    let tc = ctx.bin.join("telemetry-capture");
+    let tc = tc.display();
+    let bytes: u64 = if ctx.quick { 100 << 20 } else { 1100 << 20 };
+    let reg = ctx.work.join("tel/registry");
+    std::fs::create_dir_all(reg.join("telemetry"))?;
+    std::fs::write(reg.join("audit_log.json"), "[\n]\n")?;
+    let file = reg.join("telemetry/events.jsonl");
+    let (n, violated) = crate::generate::events(&file, bytes, jiff::Timestamp::now())?;
+    let f = file.display();
+    let size = std::fs::metadata(&file)?.len();
+    eprintln!("    generated {n} events, {:.2} GB", size as f64 / 1e9);
+    let runs = if ctx.quick { 3 } else { 5 };
+    let ours = time_shell(
+        &ctx.work,
+        &format!("{tq} --events {f} --event-type policy.violated --count"),
+        runs,
+    )?;
+    // Check the answer, not only the speed.
+    let out = Command::new(ctx.bin.join("telemetry-query"))
+        .args([
+            "--events",
+            &file.display().to_string(),
+            "--event-type",
+            "policy.violated",
+            "--count",
+        ])
+        .output()?;
+    let counted: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    if counted != violated {
+        bail!(
+            "telemetry-query counted {counted} policy.violated events, the generator wrote {violated}"
+        );
+    }
+    let jq = time_shell(
+        &ctx.work,
+        &format!("jq -c 'select(.event_type==\"policy.violated\")' {f} | wc -l"),
+        1,
+    )?;
+    let grep = time_shell(
+        &ctx.work,
+        &format!("grep -c '\"event_type\":\"policy.violated\"' {f}"),
+        runs,
+    )?;
+    let label = format!("{n} events, {:.2} GB", size as f64 / 1e9);
+    rows.push(ratio_row(
+        &format!("telemetry-query filtered count ({label})"),
+        &ours,
+        &jq,
+        "jq select | wc -l",
+        10.0,
+        true,
+    ));
+    rows.push(ratio_row(
+        &format!("telemetry-query filtered count ({label})"),
+        &ours,
+        &grep,
+        "grep -c",
+        5.0,
+        false,
+    ));
+    let last = time_shell(
+        &ctx.work,
+        &format!("{tq} --events {f} --last 1h --count"),
+        ctx.runs(),
+    )?;
+    rows.push(Row {
+        name: format!("telemetry-query --last 1h on the time-ordered file ({label})"),
+        ours: ms(last.median),
+        baseline: "-".into(),
+        ratio: "bisection".into(),
+        target: "< 20 ms whole process".into(),
+        met: Some(last.median < Duration::from_millis(20)),
+    });
+    let mem = peak_kib(&ctx.work, &format!("{tq} --events {f} --count-by skill"));
+    rows.push(Row {
+        name: format!("telemetry-query --count-by skill, peak memory ({label})"),
+        ours: mem.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+        baseline: "-".into(),
+        ratio: "-".into(),
+        target: "< 64 MiB".into(),
+        met: mem.map(|k| k < 64 * 1024),
+    });
+    // Capturing one event costs the same at 0 and at millions of events.
+    let empty = ctx.work.join("tel0/registry");
+    std::fs::create_dir_all(empty.join("telemetry"))?;
+    std::fs::write(empty.join("audit_log.json"), "[\n]\n")?;
+    let cap = |r: &Path| {
+        format!(
+            "{tc} --registry {} --event-type skill.created --skill-name data.transform --duration-ms 12",
+            r.display()
+        )
+    };
+    let at0 = time_shell(&ctx.work, &cap(&empty), ctx.runs())?;
+    let at_n = time_shell(&ctx.work, &cap(&reg), ctx.runs())?;
+    let r = at_n.median.as_secs_f64() / at0.median.as_secs_f64();
+    rows.push(Row {
+        name: format!("telemetry-capture one event at {n} events vs at 0"),
+        ours: ms(at_n.median),
+        baseline: format!("{} (empty file)", ms(at0.median)),
+        ratio: format!("{r:.2}x"),
+        target: "same (within 1.5x)".into(),
+        met: Some(r < 1.5),
+    });
+    let _ = std::fs::remove_file(&file);
+    Ok(())
+}
+
+fn registry_diff(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
+    let rd = ctx.bin.join("registry-diff");
+    let rd = rd.display();
+    let dir = ctx.work.join("diff");
+    std::fs::create_dir_all(dir.join("registry"))?;
+    std::fs::write(dir.join("registry/audit_log.json"), "[\n]\n")?;
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    crate::generate::registry_pair(&a, &b, 10_000)?;
+    let t = time_shell(
+        &dir,
+        &format!("{rd} --registry registry --compare a.json b.json"),
+        ctx.runs(),
+    )?;
+    rows.push(Row {
+        name: "registry-diff --compare: two registries of 10,000 skills, whole process".into(),
+        ours: ms(t.median),
+        baseline: "-".into(),
+        ratio: "-".into(),
+        target: "< 100 ms".into(),
+        met: Some(t.median < Duration::from_millis(100)),
+    });
+    if let Some(up) = ctx.upstream() {
+        let hist = up.join("history/skills.json");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&hist)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        // Walk the 36 versions: compare each with the next, all in one shell invocation.
+        let script: Vec<String> = files
+            .windows(2)
+            .map(|w| {
+                format!(
+                    "{rd} --registry registry --compare {} {} >/dev/null 2>&1 || true",
+                    w[0].display(),
+                    w[1].display()
+                )
+            })
+            .collect();
+        let t = time_shell(&dir, &script.join("; "), ctx.runs())?;
+        rows.push(Row {
+            name: format!(
+                "registry-diff: walking all {} upstream versions (each with the next)",
+                files.len()
+            ),
+            ours: ms(t.median),
+            baseline: "-".into(),
+            ratio: format!("{} compares", files.len() - 1),
+            target: "< 200 ms".into(),
+            met: Some(t.median < Duration::from_millis(200)),
+        });
+    }
+    Ok(())
+}
 
 /// Appending to the audit trail costs the same at one entry and at a million (O(1) append):
 /// in-process, so only the append itself is measured.

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // generators serve suites added with each binary
 //! Generators of realistic benchmark inputs: projects of N skills with policies, registries of
 //! N skills (and a changed copy), and large time-ordered event files.
 

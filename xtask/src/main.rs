@@ -153,8 +153,11 @@ fn dist() -> Result<()> {
     std::fs::create_dir_all(out.join("man/man1"))?;
     for mut cmd in commands() {
         let name = cmd.get_name().to_string();
-        std::fs::copy(root().join("target/release").join(&name), out.join("bin").join(&name))
-            .with_context(|| format!("copying the `{name}` binary"))?;
+        std::fs::copy(
+            root().join("target/release").join(&name),
+            out.join("bin").join(&name),
+        )
+        .with_context(|| format!("copying the `{name}` binary"))?;
         for shell in [
             clap_complete::Shell::Bash,
             clap_complete::Shell::Zsh,
