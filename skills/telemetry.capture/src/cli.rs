@@ -93,6 +93,9 @@ pub enum CaptureCommand {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
     },
+    /// Alerts of `registry/telemetry/alerts.yaml`: deliver queued and due retried notifications
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Import upstream Betty's `registry/telemetry.json` (both shapes; running it twice adds nothing)
     #[command(after_help = "Example:\n  telemetry-capture import ../betty/registry/telemetry.json")]
     Import {
@@ -101,6 +104,17 @@ pub enum CaptureCommand {
         /// Map and check the entries, print how many would be added, write nothing
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Send queued alert notifications and due retries (capture starts this in the background)
+    #[command(after_help = "Example:\n  telemetry-capture alerts deliver --force")]
+    Deliver {
+        /// Retry failed deliveries now, whatever their backoff
+        #[arg(long)]
+        force: bool,
     },
 }
 

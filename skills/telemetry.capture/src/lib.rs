@@ -6,8 +6,9 @@
 //! the stream in constant memory ([`lines`], [`scan`]) across rotated [`segments`], the
 //! aggregates ([`sketch`], [`stats`], [`metrics`]), turning stdin and flags into events
 //! ([`capture`]), importing upstream's `telemetry.json` ([`import`]), the output formats
-//! ([`output`]), and the command lines ([`cli`]).
+//! ([`output`]), alerts on captured events ([`alerts`]), and the command lines ([`cli`]).
 
+pub mod alerts;
 pub mod capture;
 pub mod cli;
 pub mod import;

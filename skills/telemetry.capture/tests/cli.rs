@@ -895,3 +895,151 @@ fn json_output_validates_against_the_published_schemas() {
         "metrics",
     );
 }
+
+/// A one-request-at-a-time HTTP server that answers 200 and hands each body to the test.
+fn hook_server(listener: std::net::TcpListener, n: usize) -> std::thread::JoinHandle<Vec<Value>> {
+    use std::io::{BufRead, BufReader, Read};
+    std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for stream in listener.incoming().take(n) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            bodies.push(serde_json::from_slice(&body).unwrap());
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                .unwrap();
+        }
+        bodies
+    })
+}
+
+#[test]
+fn alerts_fire_on_capture_and_failures_are_retried() {
+    let r = Reg::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::fs::create_dir_all(r.root.join("telemetry")).unwrap();
+    std::fs::write(
+        r.root.join("telemetry/alerts.yaml"),
+        format!(
+            "alerts:\n  - name: blocked-violations\n    event_type: policy.violated\n    outcome: blocked\n    slack: http://127.0.0.1:{port}/services/T0/B0/X\n    webhook: http://127.0.0.1:{port}/hook\n"
+        ),
+    )
+    .unwrap();
+    let server = hook_server(listener, 2);
+    let inline = |args: &[&str]| {
+        r.cmd(CAPTURE)
+            .env("BETTY_ALERTS_INLINE", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Not matching: nothing sent.
+    assert_eq!(
+        code(&inline(&[
+            "--event-type",
+            "policy.violated",
+            "--outcome",
+            "warned"
+        ])),
+        0
+    );
+    let out = inline(&[
+        "--event-type",
+        "policy.violated",
+        "--outcome",
+        "blocked",
+        "--skill-name",
+        "data.transform",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let bodies = server.join().unwrap();
+    assert_eq!(bodies.len(), 2);
+    let slack = bodies.iter().find(|b| b.get("text").is_some()).unwrap();
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .contains("blocked-violations"),
+        "{slack}"
+    );
+    assert!(
+        slack["text"].as_str().unwrap().contains("data.transform"),
+        "{slack}"
+    );
+    let hook = bodies.iter().find(|b| b.get("event").is_some()).unwrap();
+    assert_eq!(hook["event"]["outcome"], "blocked");
+
+    // The hook goes down: the capture still succeeds, the failure is recorded for retry.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    std::fs::write(
+        r.root.join("telemetry/alerts.yaml"),
+        format!("alerts:\n  - name: down\n    event_type: 'policy.*'\n    webhook: http://127.0.0.1:{dead_port}/hook\n"),
+    )
+    .unwrap();
+    let out = inline(&["--event-type", "policy.violated", "--outcome", "blocked"]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out.stderr).contains("failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(r.root.join("telemetry/alerts-state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["retry"].as_array().unwrap().len(), 1);
+    assert!(
+        state["retry"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("connect")
+    );
+    // It comes back: a forced delivery sends the retry.
+    let Ok(back) = std::net::TcpListener::bind(("127.0.0.1", dead_port)) else {
+        eprintln!("skipped the retry half: port {dead_port} was taken meanwhile");
+        return;
+    };
+    let server = hook_server(back, 1);
+    let out = r
+        .cmd(CAPTURE)
+        .args(["alerts", "deliver", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 sent"),
+        "{}",
+        text(&out.stdout)
+    );
+    let bodies = server.join().unwrap();
+    assert_eq!(bodies[0]["alert"], "down");
+    // A broken alerts.yaml never fails a capture.
+    std::fs::write(
+        r.root.join("telemetry/alerts.yaml"),
+        "alerts: [{name: x}]\n",
+    )
+    .unwrap();
+    let out = inline(&["--event-type", "policy.violated"]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out.stderr).contains("alerts skipped"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -11,8 +11,9 @@ use betty_core::audit::{AuditLog, AuditRecord};
 use betty_core::identity::Identity;
 use betty_core::telemetry::{EventWriter, NewEvent};
 use serde_json::{Value, json};
+use telemetry_capture::alerts::{self, AlertFiles};
 use telemetry_capture::capture::{self, AppendOptions};
-use telemetry_capture::cli::{CaptureCli, CaptureCommand, CaptureFormat};
+use telemetry_capture::cli::{AlertsCommand, CaptureCli, CaptureCommand, CaptureFormat};
 use telemetry_capture::import;
 
 const TOOL: &str = "telemetry-capture";
@@ -42,6 +43,19 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
     let now = betty_core::time::now();
     let opts = AppendOptions::from_env(now);
     let mut out = Printer::new();
+    if let Some(CaptureCommand::Alerts(AlertsCommand::Deliver { force })) = &cli.command {
+        let report = alerts::deliver(&AlertFiles::beside(&path), *force, betty_core::time::now)?;
+        if report.busy {
+            out.line("another deliverer is running; it will send what is queued")?;
+        } else {
+            out.line(&format!(
+                "alerts: {} sent, {} failed ({} pending retry, {} given up)",
+                report.sent, report.failed, report.pending, report.given_up
+            ))?;
+        }
+        out.flush()?;
+        return Ok(ExitStatus::Success);
+    }
     if let Some(CaptureCommand::Import { file, dry_run }) = &cli.command {
         return import_file(&registry, &writer, file, *dry_run, &who, &opts, &mut out);
     }
@@ -95,6 +109,7 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
     tracing::info!(count = appended.events.len(), path = %path.display(), "recorded");
     print_events(&mut out, &appended.events, cli.format)?;
     out.flush()?;
+    fire_alerts(&registry.root, &path, &appended.events);
     Ok(ExitStatus::Success)
 }
 
@@ -143,6 +158,8 @@ fn stream(
                 )
                 .with_context(|| format!("cannot record the event in `{}`", path.display()))?;
                 print_events(out, &appended.events, format)?;
+                out.flush()?;
+                fire_alerts(&registry_root(path), path, &appended.events);
             }
             Err(why) => {
                 bad += 1;
@@ -156,6 +173,67 @@ fn stream(
     } else {
         ExitStatus::Error
     })
+}
+
+/// The registry folder of an events file (`<registry>/telemetry/events.jsonl`).
+fn registry_root(events: &std::path::Path) -> std::path::PathBuf {
+    events
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Queues the alerts the events trigger and starts a detached deliverer, so the capture never
+/// waits for a webhook. `BETTY_ALERTS_INLINE=1` delivers in this process instead (tests, cron).
+/// Alert problems are logged; they never change the capture's outcome.
+fn fire_alerts(registry_root: &std::path::Path, events_path: &std::path::Path, events: &[Value]) {
+    let files = AlertFiles::beside(events_path);
+    if !files.rules.exists() {
+        return;
+    }
+    let rules = match alerts::load(&files.rules) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("alerts skipped: {e}");
+            return;
+        }
+    };
+    let now = betty_core::time::now();
+    let deliveries: Vec<Value> = events
+        .iter()
+        .flat_map(|e| alerts::deliveries_for(&rules, e, now))
+        .collect();
+    if let Err(e) = alerts::enqueue(&files, &deliveries) {
+        tracing::warn!("alerts could not be queued: {e}");
+        return;
+    }
+    let retries_waiting = std::fs::read(&files.state)
+        .is_ok_and(|b| memchr::memmem::find(&b, b"next_attempt_at").is_some());
+    if deliveries.is_empty() && !retries_waiting {
+        return;
+    }
+    if std::env::var("BETTY_ALERTS_INLINE").is_ok_and(|v| v == "1") {
+        if let Err(e) = alerts::deliver(&files, false, betty_core::time::now) {
+            tracing::warn!("alerts could not be delivered: {e}");
+        }
+        return;
+    }
+    let spawned = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg("--registry")
+            .arg(registry_root)
+            .args(["--quiet", "alerts", "deliver"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            "the alert deliverer could not be started (run `telemetry-capture alerts deliver`): {e}"
+        );
+    }
 }
 
 fn parse_duration_ms(text: &str) -> Result<f64> {
@@ -325,8 +403,9 @@ fn run_command(cli: CaptureCli) -> ExitCode {
             )
             .map_err(anyhow::Error::from)
         });
-    if let Err(e) = recorded {
-        tracing::error!("the command ran, but its event could not be recorded: {e:#}");
+    match recorded {
+        Ok(appended) => fire_alerts(&registry.root, &path, &appended.events),
+        Err(e) => tracing::error!("the command ran, but its event could not be recorded: {e:#}"),
     }
     ExitCode::from(code)
 }

@@ -1,0 +1,404 @@
+//! Alerts: rules in `registry/telemetry/alerts.yaml` that send matching events to
+//! Slack-compatible hooks or generic webhooks when they are captured.
+//!
+//! ```yaml
+//! alerts:
+//!   - name: blocked-policy-violations
+//!     event_type: policy.violated        # one or a list; globs allowed
+//!     outcome: blocked                   # optional, likewise
+//!     skill: "data.*"                    # optional, likewise
+//!     slack: http://hooks.example.com/services/T000/B000/XXX    # {"text": ...}
+//!     webhook: http://ci.example.com/betty-alerts                # {"alert": ..., "event": {...}}
+//! ```
+//!
+//! Capture never waits for delivery: matching deliveries are appended to
+//! `alerts-outbox.jsonl` (one small locked append), and a detached `telemetry-capture alerts
+//! deliver` sends them. One deliverer runs at a time (`alerts-deliver.lock`); it remembers in
+//! `alerts-state.json` how far it read the outbox and which deliveries failed. A failure is
+//! retried with backoff (30 s doubling, up to 8 attempts), then kept as failed; every failure is
+//! recorded with its error. Plain HTTP only: point `https://` hooks at a local relay.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use betty_core::fsx;
+use betty_core::limits::Limits;
+use serde_json::{Value, json};
+
+use crate::lines::{ForwardLines, Item};
+use crate::scan::glob;
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// Attempts before a delivery is given up (kept in the state as failed).
+pub const MAX_ATTEMPTS: u64 = 8;
+/// Failed deliveries kept for inspection.
+const KEEP_FAILED: usize = 100;
+
+/// Why alerts could not be read or delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error(transparent)]
+    Core(#[from] betty_core::Error),
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One rule of `alerts.yaml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub event_types: Vec<String>,
+    pub outcomes: Vec<String>,
+    pub skills: Vec<String>,
+    /// `(kind, url)`: `slack` or `webhook`.
+    pub targets: Vec<(String, String)>,
+}
+
+/// Files of the alert machinery, beside `events.jsonl`.
+#[derive(Clone, Debug)]
+pub struct AlertFiles {
+    pub rules: PathBuf,
+    pub outbox: PathBuf,
+    pub state: PathBuf,
+    pub deliver_lock: PathBuf,
+}
+
+impl AlertFiles {
+    pub fn beside(events_jsonl: &Path) -> AlertFiles {
+        let dir = events_jsonl.parent().unwrap_or(Path::new("."));
+        AlertFiles {
+            rules: dir.join("alerts.yaml"),
+            outbox: dir.join("alerts-outbox.jsonl"),
+            state: dir.join("alerts-state.json"),
+            deliver_lock: dir.join("alerts-deliver.lock"),
+        }
+    }
+}
+
+/// Reads the rules; a missing file means no alerts.
+pub fn load(path: &Path) -> Result<Vec<Rule>, AlertError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let doc = betty_core::Document::read_yaml(path, &Limits::MANIFEST)?;
+    let bad = |ptr: &str, message: String| AlertError::Config {
+        path: path.to_path_buf(),
+        message: format!("line {}: {message}", doc.pos(ptr).line),
+    };
+    let Some(items) = doc.value.get("alerts").and_then(Value::as_array) else {
+        return Err(bad("", "expected `alerts:` with a list of rules".into()));
+    };
+    let mut rules = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ptr = format!("/alerts/{i}");
+        let list = |key: &str| -> Result<Vec<String>, AlertError> {
+            match item.get(key) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::String(s)) => Ok(vec![s.clone()]),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| {
+                            bad(
+                                &format!("{ptr}/{key}"),
+                                format!("`{key}` must hold strings"),
+                            )
+                        })
+                    })
+                    .collect(),
+                Some(_) => Err(bad(
+                    &format!("{ptr}/{key}"),
+                    format!("`{key}` must be a string or a list of strings"),
+                )),
+            }
+        };
+        let name = item
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad(&ptr, format!("alert {i} has no `name`")))?;
+        let mut targets = Vec::new();
+        for kind in ["slack", "webhook"] {
+            for url in list(kind)? {
+                if !url.starts_with("http://") {
+                    return Err(bad(
+                        &format!("{ptr}/{kind}"),
+                        format!(
+                            "`{url}`: only http:// is supported; point https hooks at a local relay"
+                        ),
+                    ));
+                }
+                targets.push((kind.to_string(), url));
+            }
+        }
+        if targets.is_empty() {
+            return Err(bad(
+                &ptr,
+                format!("alert `{name}` has no `slack` or `webhook` target"),
+            ));
+        }
+        let event_types = list("event_type")?;
+        if event_types.is_empty() {
+            return Err(bad(&ptr, format!("alert `{name}` has no `event_type`")));
+        }
+        rules.push(Rule {
+            name,
+            event_types,
+            outcomes: list("outcome")?,
+            skills: list("skill")?,
+            targets,
+        });
+    }
+    Ok(rules)
+}
+
+/// The deliveries one event triggers.
+pub fn deliveries_for(rules: &[Rule], event: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let field = |k: &str| event.get(k).and_then(Value::as_str);
+    let any = |pats: &[String], v: Option<&str>| {
+        pats.is_empty() || v.is_some_and(|v| pats.iter().any(|p| glob(p, v)))
+    };
+    let mut out = Vec::new();
+    for rule in rules {
+        if any(&rule.event_types, field("event_type"))
+            && any(&rule.outcomes, field("outcome"))
+            && any(&rule.skills, field("skill_name"))
+        {
+            for (kind, url) in &rule.targets {
+                out.push(json!({
+                    "id": uuid::Uuid::now_v7().to_string(),
+                    "alert": rule.name,
+                    "kind": kind,
+                    "url": url,
+                    "event": event,
+                    "queued_at": betty_core::time::format(now),
+                    "attempts": 0,
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// Appends deliveries to the outbox (one locked append).
+pub fn enqueue(files: &AlertFiles, deliveries: &[Value]) -> Result<(), AlertError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    for d in deliveries {
+        buf.extend_from_slice(d.to_string().as_bytes());
+        buf.push(b'\n');
+    }
+    Ok(fsx::append_record(&files.outbox, &buf)?)
+}
+
+/// The message a Slack-compatible hook shows.
+pub fn slack_text(alert: &str, e: &Value) -> String {
+    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-");
+    format!(
+        "Betty alert `{alert}`: {} ({}) on {} by {} at {} [{}]",
+        s("event_type"),
+        s("outcome"),
+        s("skill_name"),
+        s("user"),
+        s("timestamp"),
+        s("event_id")
+    )
+}
+
+/// Sends one delivery.
+pub fn send(delivery: &Value) -> Result<(), String> {
+    let url = delivery["url"].as_str().unwrap_or_default();
+    let alert = delivery["alert"].as_str().unwrap_or_default();
+    let body = match delivery["kind"].as_str() {
+        Some("slack") => json!({"text": slack_text(alert, &delivery["event"])}),
+        _ => json!({"alert": alert, "event": delivery["event"]}),
+    };
+    post_json(url, &body)
+}
+
+/// What one deliverer run did.
+#[derive(Clone, Debug, Default)]
+pub struct DeliverReport {
+    pub sent: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub given_up: u64,
+    /// Another deliverer was running; this one did nothing.
+    pub busy: bool,
+}
+
+/// Sends what the outbox holds beyond the state's offset, and due retries (`force`: all retries,
+/// whatever their backoff). Only one deliverer runs at a time.
+pub fn deliver(
+    files: &AlertFiles,
+    force: bool,
+    now: impl Fn() -> jiff::Timestamp,
+) -> Result<DeliverReport, AlertError> {
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AlertError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&files.deliver_lock)
+        .map_err(io("open", &files.deliver_lock))?;
+    let mut report = DeliverReport::default();
+    if lock.try_lock().is_err() {
+        report.busy = true;
+        return Ok(report);
+    }
+    let mut state = if files.state.exists() {
+        betty_core::source::read_json(&files.state, &Limits::REGISTRY)?
+    } else {
+        json!({"schema_version": 1, "offset": 0, "retry": [], "failed": []})
+    };
+    let mut offset = state["offset"].as_u64().unwrap_or(0);
+    let mut retry: Vec<Value> = state["retry"].as_array().cloned().unwrap_or_default();
+    let mut failed: Vec<Value> = state["failed"].as_array().cloned().unwrap_or_default();
+    let mut attempt = |mut d: Value, retry: &mut Vec<Value>, failed: &mut Vec<Value>| {
+        let attempts = d["attempts"].as_u64().unwrap_or(0) + 1;
+        d["attempts"] = attempts.into();
+        match send(&d) {
+            Ok(()) => report.sent += 1,
+            Err(e) => {
+                tracing::warn!(
+                    "alert `{}` to {} failed (attempt {attempts}): {e}",
+                    d["alert"].as_str().unwrap_or_default(),
+                    d["url"].as_str().unwrap_or_default()
+                );
+                report.failed += 1;
+                d["last_error"] = e.into();
+                let t = now();
+                d["last_attempt_at"] = betty_core::time::format(t).into();
+                if attempts >= MAX_ATTEMPTS {
+                    report.given_up += 1;
+                    failed.push(d);
+                } else {
+                    let wait = 30i64.saturating_mul(1 << attempts.min(7)).min(3600);
+                    let next = t
+                        .checked_add(jiff::SignedDuration::from_secs(wait))
+                        .unwrap_or(t);
+                    d["next_attempt_at"] = betty_core::time::format(next).into();
+                    retry.push(d);
+                }
+            }
+        }
+    };
+    // Due retries first.
+    let t = betty_core::time::format(now());
+    let (due, later): (Vec<Value>, Vec<Value>) =
+        std::mem::take(&mut retry).into_iter().partition(|d| {
+            force
+                || d["next_attempt_at"]
+                    .as_str()
+                    .is_none_or(|n| n <= t.as_str())
+        });
+    retry = later;
+    for d in due {
+        attempt(d, &mut retry, &mut failed);
+    }
+    // Then everything new in the outbox, until it stops growing.
+    loop {
+        let len = std::fs::metadata(&files.outbox)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if len <= offset {
+            break;
+        }
+        let mut r = ForwardLines::open(&files.outbox, offset, Limits::EVENT.max_bytes as usize * 2)
+            .map_err(io("read", &files.outbox))?;
+        let mut batch = Vec::new();
+        while let Some(item) = r.next().map_err(io("read", &files.outbox))? {
+            if let Item::Line {
+                bytes,
+                complete: true,
+                offset: at,
+            } = item
+            {
+                offset = at + bytes.len() as u64 + 1;
+                if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+                    batch.push(v);
+                }
+            } else if let Item::TooLong { offset: at, len } = item {
+                offset = at + len + 1;
+            }
+        }
+        for d in batch {
+            attempt(d, &mut retry, &mut failed);
+        }
+    }
+    if failed.len() > KEEP_FAILED {
+        failed.drain(..failed.len() - KEEP_FAILED);
+    }
+    report.pending = retry.len() as u64;
+    state = json!({"schema_version": 1, "offset": offset, "retry": retry, "failed": failed});
+    let mut bytes = serde_json::to_vec_pretty(&state).unwrap_or_default();
+    bytes.push(b'\n');
+    fsx::atomic_write(&files.state, &bytes)?;
+    Ok(report)
+}
+
+fn connect(host_port: &str) -> Result<TcpStream, String> {
+    let addr = host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host_port}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("no address for `{host_port}`"))?;
+    let s =
+        TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect: {e}"))?;
+    let _ = s.set_read_timeout(Some(TIMEOUT));
+    let _ = s.set_write_timeout(Some(TIMEOUT));
+    Ok(s)
+}
+
+/// POSTs JSON over HTTP/1.1 and checks for a 2xx status.
+pub fn post_json(url: &str, body: &Value) -> Result<(), String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("`{url}`: only http:// is supported; use a local relay for https")
+    })?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host_port = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let payload = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    let mut s = connect(&host_port)?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: betty-telemetry-capture\r\n\r\n",
+        payload.len()
+    );
+    s.write_all(head.as_bytes())
+        .and_then(|()| s.write_all(&payload))
+        .map_err(|e| format!("cannot send: {e}"))?;
+    let mut status = String::new();
+    BufReader::new(&s)
+        .read_line(&mut status)
+        .map_err(|e| format!("no response: {e}"))?;
+    let code = status.split_whitespace().nth(1).unwrap_or_default();
+    if code.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!("HTTP status `{}`", status.trim()))
+    }
+}
