@@ -94,7 +94,10 @@ pub enum CaptureCommand {
         command: Vec<OsString>,
     },
     /// Alerts of `registry/telemetry/alerts.yaml`: deliver queued and due retried notifications
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  telemetry-capture alerts deliver"
+    )]
     Alerts(AlertsCommand),
     /// Import upstream Betty's `registry/telemetry.json` (both shapes; running it twice adds nothing)
     #[command(after_help = "Example:\n  telemetry-capture import ../betty/registry/telemetry.json")]
@@ -326,4 +329,31 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_lines_are_well_formed_and_show_examples() {
+        for cmd in [CaptureCli::command(), QueryCli::command()] {
+            cmd.clone().debug_assert();
+            let mut stack = vec![cmd.clone()];
+            while let Some(mut c) = stack.pop() {
+                let help = c.render_long_help().to_string();
+                assert!(
+                    help.contains("Example"),
+                    "`{}` shows no example",
+                    c.get_name()
+                );
+                stack.extend(
+                    c.get_subcommands()
+                        .filter(|s| s.get_name() != "help")
+                        .cloned(),
+                );
+            }
+        }
+    }
 }
