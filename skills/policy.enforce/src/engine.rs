@@ -584,8 +584,16 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
         }
         Check::NoEscalation => {
             if let Some(registered) = cx.registry.get(target.kind, &target.name) {
-                let before: Vec<Permission> = elements(&selected(registered.value(), &rule.field))
-                    .into_iter()
+                // For permissions, what the registered version had anywhere (top level or any
+                // entrypoint): moving a permission between the two is not an escalation.
+                let fields: Vec<&str> = if rule.permission_field {
+                    vec!["permissions", "entrypoints[*].permissions"]
+                } else {
+                    vec![rule.field.as_str()]
+                };
+                let before: Vec<Permission> = fields
+                    .iter()
+                    .flat_map(|f| elements(&selected(registered.value(), f)))
                     .filter_map(|(_, v)| parse_permission(v).ok())
                     .collect();
                 let version = registered
