@@ -241,7 +241,7 @@ pub fn update(
                 report.new_skipped += 1;
                 skipped(Skipped {
                     path: seg.path.clone(),
-                    line: line_no,
+                    line: Some(line_no),
                     offset: at,
                     reason: format!("the line is over the limit of {MAX_LINE} bytes for one event"),
                 });
@@ -277,7 +277,7 @@ pub fn update(
                     report.new_skipped += 1;
                     skipped(Skipped {
                         path: seg.path.clone(),
-                        line: line_no,
+                        line: Some(line_no),
                         offset: at,
                         reason,
                     });

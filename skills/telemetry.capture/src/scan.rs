@@ -300,23 +300,37 @@ pub enum Order {
 #[derive(Clone, Debug)]
 pub struct Skipped {
     pub path: PathBuf,
-    pub line: u64,
+    /// The 1-based line number; `None` when finding it would mean counting lines from the
+    /// start of a large file again (after [`LINE_LOOKUPS`] lookups in one scan).
+    pub line: Option<u64>,
     pub offset: u64,
     pub reason: String,
 }
 
 impl std::fmt::Display for Skipped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}: skipped line (byte {}): {}",
-            self.path.display(),
-            self.line,
-            self.offset,
-            self.reason
-        )
+        match self.line {
+            Some(line) => write!(
+                f,
+                "{}:{line}: skipped line (byte {}): {}",
+                self.path.display(),
+                self.offset,
+                self.reason
+            ),
+            None => write!(
+                f,
+                "{}: skipped line at byte {}: {}",
+                self.path.display(),
+                self.offset,
+                self.reason
+            ),
+        }
     }
 }
+
+/// How many skipped lines of one scan get their line number looked up when the scan does not
+/// know it (walking backwards, or after bisection): each lookup counts lines from the start.
+pub const LINE_LOOKUPS: u32 = 20;
 
 /// One matching event handed to the visitor.
 #[derive(Debug)]
@@ -343,6 +357,7 @@ pub fn scan(
     mut skipped: impl FnMut(Skipped),
 ) -> Result<ScanSummary, ScanError> {
     let mut summary = ScanSummary::default();
+    let mut lookups = 0u32;
     let since_bound = filter
         .filter
         .since
@@ -365,9 +380,12 @@ pub fn scan(
             Err(e) => return Err(read_err(path)(e)),
         };
         let mut report = |offset: u64, known_line: Option<u64>, reason: String| {
-            let line = known_line
-                .or_else(|| line_number_at(path, offset).ok())
-                .unwrap_or(0);
+            let line = known_line.or_else(|| {
+                (lookups < LINE_LOOKUPS).then(|| {
+                    lookups += 1;
+                    line_number_at(path, offset).ok()
+                })?
+            });
             skipped(Skipped {
                 path: path.to_path_buf(),
                 line,

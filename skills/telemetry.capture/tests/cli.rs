@@ -1043,3 +1043,20 @@ fn alerts_fire_on_capture_and_failures_are_retried() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn many_bad_lines_are_counted_not_flooded() {
+    let r = Reg::new();
+    r.capture(&["--event-type", "skill.created"]);
+    let mut body = std::fs::read_to_string(r.events()).unwrap();
+    for i in 0..30 {
+        body.push_str(&format!("garbage {i}\n"));
+    }
+    std::fs::write(r.events(), body).unwrap();
+    r.capture(&["--event-type", "skill.created"]);
+    let out = r.query(&["--count"]);
+    assert_eq!(text(&out.stdout).trim(), "2");
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("skipped line").count(), 20, "{err}");
+    assert!(err.contains("30 lines were skipped in all"), "{err}");
+}

@@ -26,7 +26,11 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     betty_cli::init_logging(&cli.globals.common());
-    betty_cli::run(|| run(cli))
+    betty_cli::run(|| {
+        let result = run(cli);
+        warn_skip_total();
+        result
+    })
 }
 
 /// Where the events are: the registry's stream (with rotated segments) or one given file.
@@ -96,8 +100,32 @@ fn run(cli: QueryCli) -> Result<ExitStatus> {
     }
 }
 
+/// Warnings shown for skipped lines before they are only counted.
+const SHOWN_SKIPS: u64 = 20;
+
+thread_local! {
+    static SKIPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Reports a skipped line on stderr: the first [`SHOWN_SKIPS`], then only a count at the end.
 fn warn_skipped(s: Skipped) {
-    tracing::warn!("{s}");
+    let n = SKIPS.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    if n <= SHOWN_SKIPS {
+        tracing::warn!("{s}");
+    }
+}
+
+fn warn_skip_total() {
+    let n = SKIPS.with(std::cell::Cell::get);
+    if n > SHOWN_SKIPS {
+        tracing::warn!(
+            "{n} lines were skipped in all ({} more than shown)",
+            n - SHOWN_SKIPS
+        );
+    }
 }
 
 /// Builds the filter from flags; a bad time or duration is a usage error.
