@@ -538,3 +538,68 @@ impl Approvals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(status: &str, decisions: &[(&str, &str)]) -> Value {
+        serde_json::json!({
+            "id": "apr-1", "operation": "register", "skill": "a.b", "requested_by": "dev",
+            "subject_digest": "sha256:d", "approvers": "security", "required": 2,
+            "expires_at": "2099-01-01T00:00:00Z", "status": status,
+            "decisions": decisions.iter().map(|(by, d)| serde_json::json!({"by": by, "decision": d})).collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn approvals_need_distinct_approvers_other_than_the_requester() {
+        let rule = ApprovalRule {
+            approvers: "security".into(),
+            required: 2,
+            when: Vec::new(),
+            environments: Vec::new(),
+        };
+        let now = Timestamp::now();
+        let state = |requests: Vec<Value>, digest: &str| {
+            Approvals { requests }.state(Action::Register, "a.b", digest, &rule, now)
+        };
+        let two = request("approved", &[("x", "approve"), ("y", "approve")]);
+        assert!(matches!(
+            state(vec![two.clone()], "sha256:d"),
+            ApprovalState::Approved { .. }
+        ));
+        // Bound to the digest: another subject is not approved.
+        assert_eq!(
+            state(vec![two], "sha256:e"),
+            ApprovalState::Pending { request: None }
+        );
+        // The same approver twice, or the requester, does not count.
+        let weak = request(
+            "approved",
+            &[("x", "approve"), ("x", "approve"), ("dev", "approve")],
+        );
+        assert_eq!(
+            state(vec![weak], "sha256:d"),
+            ApprovalState::Pending { request: None }
+        );
+        let rejected = request("rejected", &[("x", "reject")]);
+        assert!(matches!(
+            state(vec![rejected], "sha256:d"),
+            ApprovalState::Rejected { .. }
+        ));
+        let mut old = request("pending", &[]);
+        old["expires_at"] = "2000-01-01T00:00:00Z".into();
+        assert!(matches!(
+            state(vec![old], "sha256:d"),
+            ApprovalState::Expired { .. }
+        ));
+        let pending = request("pending", &[]);
+        assert_eq!(
+            state(vec![pending], "sha256:d"),
+            ApprovalState::Pending {
+                request: Some("apr-1".into())
+            }
+        );
+    }
+}
