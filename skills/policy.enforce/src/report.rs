@@ -258,7 +258,7 @@ impl Report {
             .filter(|r| r.outcome == Outcome::Failed)
             .count();
         let detail = format!(
-            "{} target(s), {} policies: {blocking} blocking, {warnings} warning(s), {pending} pending approval(s), {waived} waived",
+            "{} target(s), {} policies: {blocking} blocking, {warnings} warning(s), {pending} awaiting approval, {waived} waived",
             self.results.len(),
             self.policies.policies.len()
         );
@@ -270,13 +270,26 @@ impl Report {
                 }
             }
             Outcome::Pending => {
+                // Two rules asking the same group about the same subject need one request.
+                let mut distinct: Vec<(&str, &str, u32)> = self
+                    .findings()
+                    .filter(|f| f.pends())
+                    .filter_map(|f| {
+                        f.approval
+                            .as_ref()
+                            .map(|a| (f.target.as_str(), a.approvers.as_str(), a.required))
+                    })
+                    .collect();
+                distinct.sort();
+                distinct.dedup();
+                let requests = distinct.len();
                 let _ = writeln!(
                     out,
                     "{}",
                     paint(
                         "1;33",
                         &format!(
-                            "⏳ Approval pending: {pending} approval(s) needed before this can go ahead (request them with `approval-queue`)"
+                            "⏳ Approval pending: {requests} approved request(s) needed before this can go ahead (request them with `approval-queue`)"
                         )
                     )
                 );
