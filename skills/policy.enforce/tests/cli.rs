@@ -684,6 +684,35 @@ fn sarif_validates_against_the_official_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert!(results.iter().any(|r| r.get("suppressions").is_some()));
+    // A name before creation, registry entries (absolute paths) and stdin validate too.
+    let p = Project::new();
+    let registry = p.registry();
+    for args in [
+        vec![
+            "--action",
+            "create",
+            "--skill-name",
+            "BadName",
+            "--format",
+            "sarif",
+        ],
+        vec![
+            "--registry",
+            registry.to_str().unwrap(),
+            "--action",
+            "execute",
+            "deploy.release",
+            "--format",
+            "sarif",
+        ],
+    ] {
+        let out = p.run(&args);
+        let errors = schema_errors(&schema, &out.json());
+        assert!(errors.is_empty(), "{args:?}: {errors:#?}");
+    }
+    let out = p.run_stdin(&["--format", "sarif", "-"], b"name: Bad\nversion: 1.0.0\n");
+    let errors = schema_errors(&schema, &out.json());
+    assert!(errors.is_empty(), "stdin: {errors:#?}");
 }
 
 #[test]
