@@ -110,3 +110,30 @@ pub enum Command {
         format: Format,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent_and_help_shows_examples() {
+        Cli::command().debug_assert();
+        assert!(
+            Cli::command()
+                .render_long_help()
+                .to_string()
+                .contains("Examples:")
+        );
+        let cli = Cli::try_parse_from(["registry-diff", "--compare", "HEAD~1", "HEAD"]).unwrap();
+        assert_eq!(cli.diff.compare.compare, ["HEAD~1", "HEAD"]);
+        assert!(cli.command.is_none());
+        assert!(Cli::try_parse_from(["registry-diff", "--compare", "a", "b", "c"]).is_err());
+        let cli = Cli::try_parse_from(["registry-diff", "rollback", "2025.10.23.001", "--dry-run"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Rollback { dry_run: true, .. })
+        ));
+    }
+}

@@ -48,7 +48,11 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 DiffFormat::Patch => out.json(&diff.to_patch(from.kind))?,
             }
             out.flush()?;
-            Ok(if cli.diff.exit_code && !diff.is_empty() {
+            let differs = !diff.is_empty();
+            // Freeing two large registries piece by piece costs more than the diff; the
+            // process ends right after this.
+            std::mem::forget((from, to, diff));
+            Ok(if cli.diff.exit_code && differs {
                 ExitStatus::Failure
             } else {
                 ExitStatus::Success
@@ -326,11 +330,15 @@ fn compare(common: &CommonArgs, spec: &Compare) -> Result<(Snapshot, Snapshot, R
         [a] => (a.clone(), "current".to_string()),
         [a, b, ..] => (a.clone(), b.clone()),
     };
-    let from = resolver
-        .resolve(&from_spec)
-        .with_context(|| format!("cannot read FROM `{from_spec}`"))?;
-    let to = resolver
-        .resolve(&to_spec)
+    // Two large registries parse in about half the time side by side.
+    let (from, to) = std::thread::scope(|s| {
+        let to = s.spawn(|| resolver.resolve(&to_spec));
+        let from = resolver.resolve(&from_spec);
+        (from, to.join())
+    });
+    let from = from.with_context(|| format!("cannot read FROM `{from_spec}`"))?;
+    let to = to
+        .map_err(|_| anyhow::anyhow!("reading TO `{to_spec}` failed unexpectedly"))?
         .with_context(|| format!("cannot read TO `{to_spec}`"))?;
     if from.kind != to.kind {
         bail!(

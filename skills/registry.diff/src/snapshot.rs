@@ -137,11 +137,26 @@ pub fn parse_registry(
     } else {
         Kind::Skill
     };
-    let registry = Registry::from_value(Path::new(name), kind, value)?;
+    check_shape(&value, kind, name)?;
     Ok(Snapshot {
         label: label.to_string(),
         origin,
         kind,
-        value: registry.as_value(),
+        value,
     })
+}
+
+/// The shape checks of `Registry::from_value`, without taking (and copying) the value: a
+/// 10,000-skill registry is compared without one extra copy.
+fn check_shape(value: &Value, kind: Kind, name: &str) -> Result<(), SpecError> {
+    let list = value.get(kind.plural());
+    let plain = value.is_object()
+        && matches!(list, Some(Value::Array(items))
+            if items.iter().all(|i| matches!(i.get("name"), Some(Value::String(_)))));
+    if plain {
+        return Ok(());
+    }
+    // Not a well-formed registry: let the registry model say exactly what is wrong.
+    Registry::from_value(Path::new(name), kind, value.clone())?;
+    Ok(())
 }
