@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use betty_core::approval::{ApprovalRequest, ApprovalStore, Status};
 use betty_core::discover::RegistryDir;
 use betty_core::limits::Limits;
 use betty_core::manifest::{Kind, Manifest, type_name};
@@ -431,43 +432,24 @@ pub enum ApprovalState {
     Expired { request: String },
 }
 
-/// The approval requests of `registry/approvals/*.json`.
+/// The approval requests of `registry/approvals/*.json`, read through
+/// `betty_core::approval` (the model `approval-queue` writes).
 #[derive(Clone, Debug, Default)]
 pub struct Approvals {
-    requests: Vec<Value>,
+    requests: Vec<ApprovalRequest>,
 }
 
 impl Approvals {
-    /// Reads every request; a corrupt one is an error (never skipped silently).
+    /// Reads every request; a corrupt one is an error naming the file (never skipped).
     pub fn load(dir: &Path) -> Result<Approvals, Error> {
-        let mut requests = Vec::new();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(Approvals::default());
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
-            .collect();
-        paths.sort();
-        for path in paths {
-            let value = betty_core::source::read_json(&path, &Limits::MANIFEST)?;
-            if !value.is_object() {
-                return Err(Error::Invalid {
-                    input: SourceName::File(path),
-                    pos: Pos::START,
-                    message: format!(
-                        "an approval request must be a JSON object, found {}",
-                        type_name(&value)
-                    ),
-                });
-            }
-            requests.push(value);
-        }
-        Ok(Approvals { requests })
+        Ok(Approvals {
+            requests: ApprovalStore::new(dir).list()?,
+        })
     }
 
-    /// The state of the approval an operation on `subject` needs.
+    /// The state of the approval an operation on `subject` needs: a request for the same
+    /// operation, subject name and digest, decided by the rule's group, with at least the
+    /// rule's number of distinct approvers other than the requester.
     pub fn state(
         &self,
         action: Action,
@@ -476,55 +458,35 @@ impl Approvals {
         rule: &ApprovalRule,
         now: Timestamp,
     ) -> ApprovalState {
-        let s = |v: &Value, k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
         let mut pending = None;
         let mut rejected = None;
         let mut expired = None;
         for r in &self.requests {
-            let op = s(r, "operation");
-            let op_matches =
-                op == action.as_str() || op.ends_with(&format!(".{}", action.as_str()));
+            let op_matches = r.operation == action.as_str()
+                || r.operation.ends_with(&format!(".{}", action.as_str()));
             if !op_matches
-                || s(r, "skill") != subject
-                || s(r, "subject_digest") != digest
-                || s(r, "approvers") != rule.approvers
+                || r.skill.as_deref() != Some(subject)
+                || r.subject_digest != digest
+                || r.approvers != rule.approvers
             {
                 continue;
             }
-            let id = s(r, "id");
-            let past_expiry = betty_core::time::parse_timestamp(&s(r, "expires_at"))
-                .map(|t| t <= now)
-                .unwrap_or(true);
-            match s(r, "status").as_str() {
-                "approved" => {
-                    let requester = s(r, "requested_by");
-                    let mut approvers: Vec<String> = r
-                        .get("decisions")
-                        .and_then(Value::as_array)
-                        .map(|d| {
-                            d.iter()
-                                .filter(|d| {
-                                    s(d, "decision") == "approve" && s(d, "by") != requester
-                                })
-                                .map(|d| s(d, "by"))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    approvers.sort();
-                    approvers.dedup();
-                    if approvers.len() as u32 >= rule.required {
+            let id = r.id.clone();
+            match r.effective_status(now) {
+                Status::Approved => {
+                    let approvers = r
+                        .approvals()
+                        .into_iter()
+                        .filter(|by| *by != r.requested_by)
+                        .count();
+                    if approvers as u32 >= rule.required {
                         return ApprovalState::Approved { request: id };
                     }
                 }
-                "pending" if !past_expiry => pending = Some(id),
-                "pending" | "expired" => expired = Some(id),
-                "rejected" => rejected = Some(id),
-                _ => {}
+                Status::Pending => pending = Some(id),
+                Status::Expired => expired = Some(id),
+                Status::Rejected => rejected = Some(id),
+                Status::Cancelled => {}
             }
         }
         if let Some(id) = pending {
@@ -543,13 +505,15 @@ impl Approvals {
 mod tests {
     use super::*;
 
-    fn request(status: &str, decisions: &[(&str, &str)]) -> Value {
-        serde_json::json!({
+    fn request(status: &str, decisions: &[(&str, &str)]) -> ApprovalRequest {
+        serde_json::from_value(serde_json::json!({
             "id": "apr-1", "operation": "register", "skill": "a.b", "requested_by": "dev",
+            "requested_at": "2026-01-01T00:00:00Z", "reason": "r", "context": {},
             "subject_digest": "sha256:d", "approvers": "security", "required": 2,
             "expires_at": "2099-01-01T00:00:00Z", "status": status,
-            "decisions": decisions.iter().map(|(by, d)| serde_json::json!({"by": by, "decision": d})).collect::<Vec<_>>(),
-        })
+            "decisions": decisions.iter().map(|(by, d)| serde_json::json!({"by": by, "decision": d, "at": "2026-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -561,7 +525,7 @@ mod tests {
             environments: Vec::new(),
         };
         let now = Timestamp::now();
-        let state = |requests: Vec<Value>, digest: &str| {
+        let state = |requests: Vec<ApprovalRequest>, digest: &str| {
             Approvals { requests }.state(Action::Register, "a.b", digest, &rule, now)
         };
         let two = request("approved", &[("x", "approve"), ("y", "approve")]);
@@ -589,7 +553,7 @@ mod tests {
             ApprovalState::Rejected { .. }
         ));
         let mut old = request("pending", &[]);
-        old["expires_at"] = "2000-01-01T00:00:00Z".into();
+        old.expires_at = "2000-01-01T00:00:00Z".into();
         assert!(matches!(
             state(vec![old], "sha256:d"),
             ApprovalState::Expired { .. }
