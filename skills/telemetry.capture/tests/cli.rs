@@ -1060,3 +1060,50 @@ fn many_bad_lines_are_counted_not_flooded() {
     assert_eq!(err.matches("skipped line").count(), 20, "{err}");
     assert!(err.contains("30 lines were skipped in all"), "{err}");
 }
+
+#[test]
+fn concurrent_writers_across_rotations_lose_nothing() {
+    let r = Reg::new();
+    let children: Vec<_> = (0..8)
+        .map(|p| {
+            let mut child = r
+                .cmd(CAPTURE)
+                .env("BETTY_TELEMETRY_ROTATE_BYTES", "40000")
+                .args(["--stream", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let input: String = (0..250)
+                .map(|i| format!("{{\"event_type\":\"skill.executed\",\"outcome\":\"success\",\"context\":{{\"p\":{p},\"i\":{i}}}}}\n"))
+                .collect();
+            let mut stdin = child.stdin.take().unwrap();
+            let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+            (child, writer)
+        })
+        .collect();
+    for (child, writer) in children {
+        writer.join().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut segments = 0;
+    for entry in std::fs::read_dir(r.root.join("telemetry")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !(name.starts_with("events") && name.ends_with(".jsonl")) {
+            continue;
+        }
+        segments += 1;
+        for l in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: Value = serde_json::from_str(l).expect("a torn line");
+            assert!(seen.insert((v["context"]["p"].as_u64(), v["context"]["i"].as_u64())));
+        }
+    }
+    assert!(segments > 5, "{segments}");
+    assert_eq!(seen.len(), 2000);
+    assert_eq!(r.count(&[]), 2000);
+    assert_eq!(r.count(&["--last", "1h", "--order", "oldest"]), 2000);
+}
