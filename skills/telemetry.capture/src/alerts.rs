@@ -11,12 +11,19 @@
 //!     webhook: http://ci.example.com/betty-alerts                # {"alert": ..., "event": {...}}
 //! ```
 //!
-//! Capture never waits for delivery: matching deliveries are appended to
-//! `alerts-outbox.jsonl` (one small locked append), and a detached `telemetry-capture alerts
-//! deliver` sends them. One deliverer runs at a time (`alerts-deliver.lock`); it remembers in
-//! `alerts-state.json` how far it read the outbox and which deliveries failed. A failure is
-//! retried with backoff (30 s doubling, up to 8 attempts), then kept as failed; every failure is
-//! recorded with its error. Plain HTTP only: point `https://` hooks at a local relay.
+//! Alerts follow the event stream itself, so they fire for events every Betty binary writes,
+//! not only `telemetry-capture`'s. A deliverer (`telemetry-capture alerts deliver`) reads the
+//! stream from where it last stopped (`alerts-state.json`: an offset and first-line hash per
+//! segment, which survives rotation), sends a notification per matching event, and saves its
+//! place. `telemetry-capture` starts a detached deliverer after every capture, so its events
+//! alert at once and the capture never waits for a hook; `alerts watch` runs one continuously
+//! for events other binaries write. One deliverer runs at a time (`alerts-deliver.lock`); a
+//! running one keeps reading until the stream stops growing. The first run starts at the events
+//! written since `alerts.yaml` was last changed: history does not alert.
+//!
+//! A failed delivery is recorded in the state with its error and retried with backoff (30 s
+//! doubling, up to 8 attempts), then kept as failed. Plain HTTP only: point `https://` hooks at
+//! a local relay.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -27,8 +34,9 @@ use betty_core::fsx;
 use betty_core::limits::Limits;
 use serde_json::{Value, json};
 
-use crate::lines::{ForwardLines, Item};
-use crate::scan::glob;
+use crate::lines::{ForwardLines, Item, ReverseLines};
+use crate::scan::{MAX_LINE, glob, parse_row};
+use crate::segments;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// Attempts before a delivery is given up (kept in the state as failed).
@@ -66,8 +74,8 @@ pub struct Rule {
 /// Files of the alert machinery, beside `events.jsonl`.
 #[derive(Clone, Debug)]
 pub struct AlertFiles {
+    pub events: PathBuf,
     pub rules: PathBuf,
-    pub outbox: PathBuf,
     pub state: PathBuf,
     pub deliver_lock: PathBuf,
 }
@@ -76,8 +84,8 @@ impl AlertFiles {
     pub fn beside(events_jsonl: &Path) -> AlertFiles {
         let dir = events_jsonl.parent().unwrap_or(Path::new("."));
         AlertFiles {
+            events: events_jsonl.to_path_buf(),
             rules: dir.join("alerts.yaml"),
-            outbox: dir.join("alerts-outbox.jsonl"),
             state: dir.join("alerts-state.json"),
             deliver_lock: dir.join("alerts-deliver.lock"),
         }
@@ -189,19 +197,6 @@ pub fn deliveries_for(rules: &[Rule], event: &Value, now: jiff::Timestamp) -> Ve
     out
 }
 
-/// Appends deliveries to the outbox (one locked append).
-pub fn enqueue(files: &AlertFiles, deliveries: &[Value]) -> Result<(), AlertError> {
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let mut buf = Vec::new();
-    for d in deliveries {
-        buf.extend_from_slice(d.to_string().as_bytes());
-        buf.push(b'\n');
-    }
-    Ok(fsx::append_record(&files.outbox, &buf)?)
-}
-
 /// The message a Slack-compatible hook shows.
 pub fn slack_text(alert: &str, e: &Value) -> String {
     let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-");
@@ -238,8 +233,89 @@ pub struct DeliverReport {
     pub busy: bool,
 }
 
-/// Sends what the outbox holds beyond the state's offset, and due retries (`force`: all retries,
-/// whatever their backoff). Only one deliverer runs at a time.
+/// Where the deliverer stopped in one segment.
+#[derive(Clone, Debug)]
+struct Position {
+    name: String,
+    offset: u64,
+    head: String,
+}
+
+fn positions_of(state: &Value) -> Option<Vec<Position>> {
+    state["segments"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|p| {
+                Some(Position {
+                    name: p["name"].as_str()?.to_string(),
+                    offset: p["offset"].as_u64()?,
+                    head: p["head"].as_str()?.to_string(),
+                })
+            })
+            .collect()
+    })
+}
+
+/// First run: start at the first event of the live segment written since `alerts.yaml`
+/// changed (found walking back from the end), older segments at their ends.
+fn initial_positions(files: &AlertFiles) -> Result<Vec<Position>, AlertError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AlertError::Io {
+            action: "read",
+            path,
+            source,
+        }
+    };
+    let since = std::fs::metadata(&files.rules)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map(betty_core::time::format)
+        .unwrap_or_default();
+    let segs = segments::list(&files.events).map_err(io(&files.events))?;
+    let mut out = Vec::new();
+    for (i, seg) in segs.iter().enumerate() {
+        let len = std::fs::metadata(&seg.path).map_err(io(&seg.path))?.len();
+        let mut offset = len;
+        if i + 1 == segs.len() {
+            let mut r = ReverseLines::open(&seg.path, len, MAX_LINE).map_err(io(&seg.path))?;
+            while let Some(item) = r.next().map_err(io(&seg.path))? {
+                let Item::Line {
+                    bytes,
+                    offset: at,
+                    complete,
+                } = item
+                else {
+                    continue;
+                };
+                if !complete {
+                    offset = at;
+                    continue;
+                }
+                match parse_row(bytes) {
+                    Ok(row) if row.time() >= since.as_str() => offset = at,
+                    Ok(_) => break,
+                    Err(_) => {}
+                }
+            }
+        }
+        out.push(Position {
+            name: name_of(&seg.path),
+            offset,
+            head: crate::metrics::head_of(&seg.path).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Sends a notification for every matching event written since the last run, and due retries
+/// (`force`: all retries, whatever their backoff). Only one deliverer runs at a time.
 pub fn deliver(
     files: &AlertFiles,
     force: bool,
@@ -253,23 +329,33 @@ pub fn deliver(
             source,
         }
     };
+    let mut report = DeliverReport::default();
+    if !files.rules.exists() {
+        return Ok(report);
+    }
+    let rules = load(&files.rules)?;
+    if let Some(dir) = files.deliver_lock.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    }
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&files.deliver_lock)
         .map_err(io("open", &files.deliver_lock))?;
-    let mut report = DeliverReport::default();
     if lock.try_lock().is_err() {
         report.busy = true;
         return Ok(report);
     }
-    let mut state = if files.state.exists() {
+    let state = if files.state.exists() {
         betty_core::source::read_json(&files.state, &Limits::REGISTRY)?
     } else {
-        json!({"schema_version": 1, "offset": 0, "retry": [], "failed": []})
+        Value::Null
     };
-    let mut offset = state["offset"].as_u64().unwrap_or(0);
+    let mut positions = match positions_of(&state) {
+        Some(p) => p,
+        None => initial_positions(files)?,
+    };
     let mut retry: Vec<Value> = state["retry"].as_array().cloned().unwrap_or_default();
     let mut failed: Vec<Value> = state["failed"].as_array().cloned().unwrap_or_default();
     let mut attempt = |mut d: Value, retry: &mut Vec<Value>, failed: &mut Vec<Value>| {
@@ -314,41 +400,63 @@ pub fn deliver(
     for d in due {
         attempt(d, &mut retry, &mut failed);
     }
-    // Then everything new in the outbox, until it stops growing.
+    // Then every event written since, until the stream stops growing.
     loop {
-        let len = std::fs::metadata(&files.outbox)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if len <= offset {
-            break;
-        }
-        let mut r = ForwardLines::open(&files.outbox, offset, Limits::EVENT.max_bytes as usize * 2)
-            .map_err(io("read", &files.outbox))?;
-        let mut batch = Vec::new();
-        while let Some(item) = r.next().map_err(io("read", &files.outbox))? {
-            if let Item::Line {
-                bytes,
-                complete: true,
-                offset: at,
-            } = item
-            {
-                offset = at + bytes.len() as u64 + 1;
-                if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
-                    batch.push(v);
+        let segs = segments::list(&files.events).map_err(io("list", &files.events))?;
+        let mut next = Vec::new();
+        let mut grew = false;
+        for seg in &segs {
+            let head = crate::metrics::head_of(&seg.path).unwrap_or_default();
+            let mut offset = positions
+                .iter()
+                .find(|p| !p.head.is_empty() && p.head == head)
+                .map_or(0, |p| p.offset);
+            let mut r =
+                ForwardLines::open(&seg.path, offset, MAX_LINE).map_err(io("read", &seg.path))?;
+            let mut events = Vec::new();
+            while let Some(item) = r.next().map_err(io("read", &seg.path))? {
+                match item {
+                    Item::Line {
+                        complete: false, ..
+                    } => break,
+                    Item::Line {
+                        bytes, offset: at, ..
+                    } => {
+                        offset = at + bytes.len() as u64 + 1;
+                        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+                            events.push(v);
+                        }
+                    }
+                    Item::TooLong { offset: at, len } => offset = at + len + 1,
                 }
-            } else if let Item::TooLong { offset: at, len } = item {
-                offset = at + len + 1;
             }
+            for e in &events {
+                grew = true;
+                for d in deliveries_for(&rules, e, now()) {
+                    attempt(d, &mut retry, &mut failed);
+                }
+            }
+            next.push(Position {
+                name: name_of(&seg.path),
+                offset: if head.is_empty() { 0 } else { offset },
+                head,
+            });
         }
-        for d in batch {
-            attempt(d, &mut retry, &mut failed);
+        positions = next;
+        if !grew {
+            break;
         }
     }
     if failed.len() > KEEP_FAILED {
         failed.drain(..failed.len() - KEEP_FAILED);
     }
     report.pending = retry.len() as u64;
-    state = json!({"schema_version": 1, "offset": offset, "retry": retry, "failed": failed});
+    let segments: Vec<Value> = positions
+        .iter()
+        .map(|p| json!({"name": p.name, "offset": p.offset, "head": p.head}))
+        .collect();
+    let state =
+        json!({"schema_version": 1, "segments": segments, "retry": retry, "failed": failed});
     let mut bytes = serde_json::to_vec_pretty(&state).unwrap_or_default();
     bytes.push(b'\n');
     fsx::atomic_write(&files.state, &bytes)?;

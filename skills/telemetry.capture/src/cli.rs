@@ -93,7 +93,7 @@ pub enum CaptureCommand {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<OsString>,
     },
-    /// Alerts of `registry/telemetry/alerts.yaml`: deliver queued and due retried notifications
+    /// Alerts of `registry/telemetry/alerts.yaml`: notify hooks of matching events
     #[command(
         subcommand,
         after_help = "Example:\n  telemetry-capture alerts deliver"
@@ -112,12 +112,19 @@ pub enum CaptureCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
-    /// Send queued alert notifications and due retries (capture starts this in the background)
+    /// Alert on events written since the last run, and send due retries (capture starts this in the background)
     #[command(after_help = "Example:\n  telemetry-capture alerts deliver --force")]
     Deliver {
         /// Retry failed deliveries now, whatever their backoff
         #[arg(long)]
         force: bool,
+    },
+    /// Keep delivering: follow the stream, alerting on events any Betty binary writes
+    #[command(after_help = "Example:\n  telemetry-capture alerts watch --interval 2s")]
+    Watch {
+        /// How often to look for new events
+        #[arg(long, value_name = "DURATION", default_value = "1s")]
+        interval: String,
     },
 }
 

@@ -1029,6 +1029,49 @@ fn alerts_fire_on_capture_and_failures_are_retried() {
     );
     let bodies = server.join().unwrap();
     assert_eq!(bodies[0]["alert"], "down");
+    // Events other binaries write alert too, on the next delivery (or under `alerts watch`).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::fs::write(
+        r.root.join("telemetry/alerts.yaml"),
+        format!("alerts:\n  - name: any-violation\n    event_type: policy.violated\n    webhook: http://127.0.0.1:{port}/hook\n"),
+    )
+    .unwrap();
+    let server = hook_server(listener, 1);
+    let other = betty_core::telemetry::EventWriter::new(&r.events(), "policy-enforce");
+    let who = betty_core::identity::Identity {
+        user: "eve@example.com".into(),
+        session_id: "s".into(),
+        ip_address: "127.0.0.1".into(),
+    };
+    other
+        .record(
+            betty_core::telemetry::NewEvent {
+                event_type: "policy.violated".into(),
+                outcome: "blocked".into(),
+                ..Default::default()
+            },
+            &who,
+        )
+        .unwrap();
+    let out = r.cmd(CAPTURE).args(["alerts", "deliver"]).output().unwrap();
+    assert!(
+        text(&out.stdout).contains("1 sent"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        server.join().unwrap()[0]["event"]["user"],
+        "eve@example.com"
+    );
+    // Nothing new: nothing sent again.
+    let out = r.cmd(CAPTURE).args(["alerts", "deliver"]).output().unwrap();
+    assert!(
+        text(&out.stdout).contains("0 sent"),
+        "{}",
+        text(&out.stdout)
+    );
     // A broken alerts.yaml never fails a capture.
     std::fs::write(
         r.root.join("telemetry/alerts.yaml"),

@@ -43,6 +43,23 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
     let now = betty_core::time::now();
     let opts = AppendOptions::from_env(now);
     let mut out = Printer::new();
+    if let Some(CaptureCommand::Alerts(AlertsCommand::Watch { interval })) = &cli.command {
+        let every = betty_core::time::parse_duration(interval).context("invalid `--interval`")?;
+        let files = AlertFiles::beside(&path);
+        loop {
+            match alerts::deliver(&files, false, betty_core::time::now) {
+                Ok(r) if r.sent + r.failed > 0 => tracing::info!(
+                    sent = r.sent,
+                    failed = r.failed,
+                    pending = r.pending,
+                    "alerts delivered"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("alerts: {e}"),
+            }
+            std::thread::sleep(every.max(std::time::Duration::from_millis(200)));
+        }
+    }
     if let Some(CaptureCommand::Alerts(AlertsCommand::Deliver { force })) = &cli.command {
         let report = alerts::deliver(&AlertFiles::beside(&path), *force, betty_core::time::now)?;
         if report.busy {
@@ -184,39 +201,23 @@ fn registry_root(events: &std::path::Path) -> std::path::PathBuf {
         .unwrap_or_default()
 }
 
-/// Queues the alerts the events trigger and starts a detached deliverer, so the capture never
-/// waits for a webhook. `BETTY_ALERTS_INLINE=1` delivers in this process instead (tests, cron).
-/// Alert problems are logged; they never change the capture's outcome.
+/// Starts a detached alert deliverer when `alerts.yaml` exists, so matching events alert at
+/// once and the capture never waits for a webhook. `BETTY_ALERTS_INLINE=1` delivers in this
+/// process instead (tests, cron). Alert problems are logged; they never change the capture's
+/// outcome.
 fn fire_alerts(registry_root: &std::path::Path, events_path: &std::path::Path, events: &[Value]) {
     let files = AlertFiles::beside(events_path);
-    if !files.rules.exists() {
-        return;
-    }
-    let rules = match alerts::load(&files.rules) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("alerts skipped: {e}");
-            return;
-        }
-    };
-    let now = betty_core::time::now();
-    let deliveries: Vec<Value> = events
-        .iter()
-        .flat_map(|e| alerts::deliveries_for(&rules, e, now))
-        .collect();
-    if let Err(e) = alerts::enqueue(&files, &deliveries) {
-        tracing::warn!("alerts could not be queued: {e}");
-        return;
-    }
-    let retries_waiting = std::fs::read(&files.state)
-        .is_ok_and(|b| memchr::memmem::find(&b, b"next_attempt_at").is_some());
-    if deliveries.is_empty() && !retries_waiting {
+    if events.is_empty() || !files.rules.exists() {
         return;
     }
     if std::env::var("BETTY_ALERTS_INLINE").is_ok_and(|v| v == "1") {
         if let Err(e) = alerts::deliver(&files, false, betty_core::time::now) {
-            tracing::warn!("alerts could not be delivered: {e}");
+            tracing::warn!("alerts skipped: {e}");
         }
+        return;
+    }
+    if let Err(e) = alerts::load(&files.rules) {
+        tracing::warn!("alerts skipped: {e}");
         return;
     }
     let spawned = std::env::current_exe().and_then(|exe| {
