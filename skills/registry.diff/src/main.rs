@@ -16,7 +16,7 @@ use registry_diff::cli::{Cli, Command, Compare, DiffFormat, Format};
 use registry_diff::diff::{RegistryDiff, diff_registries, entries};
 use registry_diff::render::{self, Style};
 use registry_diff::semver::{self, CheckOptions};
-use registry_diff::snapshot::{Resolver, Snapshot};
+use registry_diff::snapshot::{self, Resolver, Snapshot};
 use registry_diff::versions::{self, ImportOutcome, Recorded};
 use serde_json::{Map, Value, json};
 
@@ -239,7 +239,14 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                                 ImportOutcome::AlreadyImported(v) => {
                                     ("already-imported", Some(v.clone()), None)
                                 }
-                                ImportOutcome::Unreadable(m) => ("unreadable", None, Some(m)),
+                                ImportOutcome::Unreadable(m) => {
+                                    ("unreadable", None, Some(m.clone()))
+                                }
+                                ImportOutcome::Older(v) => (
+                                    "older-than-history",
+                                    None,
+                                    Some(format!("committed before the latest version {v}")),
+                                ),
                             };
                             json!({"commit": r.commit.hash, "date": r.commit.date, "committer": r.commit.committer_email,
                                    "status": status, "version": version, "message": message})
@@ -264,6 +271,10 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                             ImportOutcome::AlreadyImported(v) => {
                                 out.line(&format!("{v}  (git {short}, already imported)"))?
                             }
+                            ImportOutcome::Older(v) => out.line(&format!(
+                                "skipped  git {short} ({}): committed before the latest version {v}; history is append-only",
+                                r.commit.date
+                            ))?,
                             ImportOutcome::Unreadable(m) => out.line(&format!(
                                 "{}  git {short} by {}: NOT IMPORTED: {m}",
                                 style.paint("33", "unreadable"),
@@ -327,19 +338,35 @@ fn compare(common: &CommonArgs, spec: &Compare) -> Result<(Snapshot, Snapshot, R
             };
             (latest.to_string(), "current".to_string())
         }
+        [a] if snapshot::is_manifest(a) => ("current".to_string(), a.clone()),
         [a] => (a.clone(), "current".to_string()),
         [a, b, ..] => (a.clone(), b.clone()),
     };
-    // Two large registries parse in about half the time side by side.
-    let (from, to) = std::thread::scope(|s| {
-        let to = s.spawn(|| resolver.resolve(&to_spec));
-        let from = resolver.resolve(&from_spec);
-        (from, to.join())
-    });
-    let from = from.with_context(|| format!("cannot read FROM `{from_spec}`"))?;
-    let to = to
-        .map_err(|_| anyhow::anyhow!("reading TO `{to_spec}` failed unexpectedly"))?
-        .with_context(|| format!("cannot read TO `{to_spec}`"))?;
+    if snapshot::is_manifest(&from_spec) {
+        bail!(
+            "invalid `--compare {from_spec} ...`: a manifest can only be the TO side (what the registry would be with it registered)\nhint: `registry-diff --compare current {from_spec}`"
+        );
+    }
+    let (from, to) = if snapshot::is_manifest(&to_spec) {
+        let from = resolver
+            .resolve(&from_spec)
+            .with_context(|| format!("cannot read FROM `{from_spec}`"))?;
+        let to = snapshot::with_manifest(&from, &to_spec)
+            .with_context(|| format!("cannot read TO `{to_spec}`"))?;
+        (from, to)
+    } else {
+        // Two large registries parse in about half the time side by side.
+        let (from, to) = std::thread::scope(|s| {
+            let to = s.spawn(|| resolver.resolve(&to_spec));
+            let from = resolver.resolve(&from_spec);
+            (from, to.join())
+        });
+        let from = from.with_context(|| format!("cannot read FROM `{from_spec}`"))?;
+        let to = to
+            .map_err(|_| anyhow::anyhow!("reading TO `{to_spec}` failed unexpectedly"))?
+            .with_context(|| format!("cannot read TO `{to_spec}`"))?;
+        (from, to)
+    };
     if from.kind != to.kind {
         bail!(
             "`{}` is a {} registry and `{}` a {} registry; compare registries of one kind",

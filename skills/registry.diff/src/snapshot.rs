@@ -160,3 +160,38 @@ fn check_shape(value: &Value, kind: Kind, name: &str) -> Result<(), SpecError> {
     Registry::from_value(Path::new(name), kind, value.clone())?;
     Ok(())
 }
+
+/// Whether a spec names a manifest file (`skills/x/skill.yaml`) rather than a registry.
+pub fn is_manifest(spec: &str) -> bool {
+    let p = Path::new(spec);
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+        && p.is_file()
+}
+
+/// `base` with the manifest at `path` registered in it (replacing the entry of that name):
+/// what the registry would be if this manifest were registered now.
+pub fn with_manifest(base: &Snapshot, path: &str) -> Result<Snapshot, SpecError> {
+    let m = betty_core::manifest::Manifest::read(Path::new(path), base.kind)?;
+    let mut value = base.value.clone();
+    let list = value
+        .get_mut(base.kind.plural())
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| SpecError::Unknown {
+            spec: base.label.clone(),
+            why: " (it holds no list of entries)".into(),
+        })?;
+    let slot = list
+        .iter()
+        .rposition(|e| e.get("name").and_then(Value::as_str) == Some(m.name.as_str()));
+    match slot {
+        Some(i) => list[i] = m.doc.value.clone(),
+        None => list.push(m.doc.value.clone()),
+    }
+    Ok(Snapshot {
+        label: path.to_string(),
+        origin: "manifest",
+        kind: base.kind,
+        value,
+    })
+}

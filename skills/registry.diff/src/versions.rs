@@ -28,8 +28,13 @@ fn empty_registry() -> Value {
 
 /// The live `skills.json`: its bytes and parsed value, read under a shared lock.
 pub fn read_live(dir: &RegistryDir) -> betty_core::Result<(Vec<u8>, Value)> {
+    let _lock = LockGuard::shared(&dir.skills_json())?;
+    read_live_unlocked(dir)
+}
+
+/// As [`read_live`], for a caller that already holds the registry's lock.
+fn read_live_unlocked(dir: &RegistryDir) -> betty_core::Result<(Vec<u8>, Value)> {
     let path = dir.skills_json();
-    let _lock = LockGuard::shared(&path)?;
     let name = SourceName::from(path.as_path());
     let bytes = read_bytes(&name, &Limits::REGISTRY)?;
     let text = into_text(&name, bytes.clone())?;
@@ -117,7 +122,10 @@ pub fn rollback(
     let old = history.load(target)?;
     let path = dir.skills_json();
     let bytes = old.registry_bytes(&history.path_of(target))?;
-    let (live_bytes, live) = read_live(dir)?;
+    // Held from reading the live registry to replacing it: a registry update in between
+    // would otherwise be overwritten without ever reaching history.
+    let registry_lock = LockGuard::exclusive(&path)?;
+    let (live_bytes, live) = read_live_unlocked(dir)?;
     let diff = diff_registries(&live, &old.registry, Kind::Skill);
     let mut out = RolledBack {
         target: target.to_string(),
@@ -140,10 +148,8 @@ pub fn rollback(
     )? {
         out.recorded_before = Some(v.version.clone());
     }
-    {
-        let _registry_lock = LockGuard::exclusive(&path)?;
-        fsx::atomic_write(&path, &bytes)?;
-    }
+    fsx::atomic_write(&path, &bytes)?;
+    drop(registry_lock);
     let mut src = source("rollback");
     src.insert("rollback_of".into(), target.to_string().into());
     let version = history.append(
@@ -176,11 +182,15 @@ pub enum ImportOutcome {
     AlreadyImported(String),
     /// The registry at this commit could not be read (the message has its line:column).
     Unreadable(String),
+    /// Committed before the latest version already in history: appending it would make an
+    /// old state the latest, and history is never rewritten.
+    Older(String),
 }
 
 /// Builds history from the git log of `registry/skills.json`: one version per commit that
-/// reads, dated by the commit, `changed_by` its committer. Commits already imported are
-/// skipped, so importing again only adds what is new.
+/// reads, dated by the commit, `changed_by` its committer. Commits already imported, and
+/// commits older than the latest version in history, are skipped, so importing again only
+/// adds what is new and the latest version stays the newest state.
 pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<Imported>> {
     let commits = git::log(&dir.root, "skills.json", range)?;
     let blobs = git::show_many(&dir.root, &commits, "skills.json")?;
@@ -193,16 +203,35 @@ pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<
             imported_commits.insert(c.to_string(), v.version.clone());
         }
     }
-    let mut previous = history
-        .latest()?
-        .map(|v| v.registry)
-        .unwrap_or_else(empty_registry);
+    let latest = history.latest()?;
+    let history_ends = latest.as_ref().and_then(|v| {
+        betty_core::time::parse_timestamp(&v.timestamp)
+            .ok()
+            .map(|t| (t, v.version.clone()))
+    });
+    let mut previous = latest.map(|v| v.registry).unwrap_or_else(empty_registry);
+    // Commits listed before one already imported are older than it, whatever their dates say.
+    let last_imported = commits
+        .iter()
+        .rposition(|c| imported_commits.contains_key(&c.hash));
     let mut out = Vec::with_capacity(commits.len());
-    for (commit, blob) in commits.into_iter().zip(blobs) {
+    for (i, (commit, blob)) in commits.into_iter().zip(blobs).enumerate() {
         if let Some(v) = imported_commits.get(&commit.hash) {
             out.push(Imported {
                 outcome: ImportOutcome::AlreadyImported(v.clone()),
                 commit,
+            });
+            continue;
+        }
+        let at = betty_core::time::parse_timestamp(&commit.date)
+            .map_err(|e| anyhow::anyhow!("commit {}: {e}", commit.hash))?;
+        let before_imported = last_imported.is_some_and(|last| i < last);
+        if let Some((end, version)) = &history_ends
+            && (at < *end || before_imported)
+        {
+            out.push(Imported {
+                commit,
+                outcome: ImportOutcome::Older(version.clone()),
             });
             continue;
         }
@@ -227,8 +256,6 @@ pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<
                 continue;
             }
         };
-        let at = betty_core::time::parse_timestamp(&commit.date)
-            .map_err(|e| anyhow::anyhow!("commit {}: {e}", commit.hash))?;
         let who = if commit.committer_email.is_empty() {
             commit.committer_name.clone()
         } else {

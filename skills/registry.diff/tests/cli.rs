@@ -311,3 +311,74 @@ fn bad_input_is_exit_2_with_a_clear_message_and_no_change() {
     assert!(!reg.join("history").exists());
     assert!(!reg.join("audit_log.json").exists());
 }
+
+#[test]
+fn import_a_range_then_check_and_roll_back_refuse_edited_history() {
+    let t = seed_repo();
+    let dir = t.path();
+    let o = run(dir, &["import-git", "HEAD~1..HEAD"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Imported 1 version(s) from 1 commit(s); 0 could not be read."),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(dir, &["import-git", "--bad-option-like"]);
+    assert_eq!(code(&o), 2);
+    let o = run(dir, &["import-git", "--", "-x..HEAD"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid git revision"),
+        "{}",
+        stderr(&o)
+    );
+    // The whole log now: the first commit is older than history, so it is not appended.
+    let o = run(dir, &["import-git"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("already imported"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("committed before the latest version"),
+        "{}",
+        stdout(&o)
+    );
+    // check with no --compare: the latest version against the live registry.
+    std::fs::write(
+        dir.join("registry/skills.json"),
+        registry(json!([
+            {"name": "workflow.validate", "version": "0.1.0", "description": "Validate workflows", "status": "active"},
+            {"name": "data.transform", "version": "0.2.0", "description": "Transform data", "status": "active", "permissions": ["network:http"]}
+        ])),
+    )
+    .unwrap();
+    let o = run(dir, &["check"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("new permission `network.http`"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(code(&run(dir, &["check", "--allow-escalation"])), 0);
+
+    // An edited version is refused, and nothing is written.
+    let history = dir.join("registry/history");
+    let mut files: Vec<_> = std::fs::read_dir(&history)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let first = files[0].clone();
+    let text = std::fs::read_to_string(&first)
+        .unwrap()
+        .replace("Validate workflows", "Edited");
+    std::fs::write(&first, text).unwrap();
+    let before = std::fs::read(dir.join("registry/skills.json")).unwrap();
+    let id = first.file_stem().unwrap().to_string_lossy().to_string();
+    let o = run(dir, &["rollback", &id]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("registry_sha256"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(dir.join("registry/skills.json")).unwrap(),
+        before
+    );
+    assert_eq!(std::fs::read_dir(&history).unwrap().count(), files.len());
+}

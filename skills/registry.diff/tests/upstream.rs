@@ -199,3 +199,69 @@ fn import_36_upstream_versions_then_compare_and_roll_back() {
             .any(|l| l.contains("\"event_type\":\"registry.rolled_back\""))
     );
 }
+
+/// Upstream's own diff rejected 65 of its 81 manifests because the registry adds
+/// `updated_at`; here a manifest equal to its registered entry shows no differences.
+#[test]
+fn upstream_manifests_against_the_upstream_registry() {
+    let Some(up) = upstream() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("registry")).unwrap();
+    std::fs::copy(
+        up.join("registry/skills.json"),
+        t.path().join("registry/skills.json"),
+    )
+    .unwrap();
+    let registry: Value =
+        serde_json::from_slice(&std::fs::read(up.join("registry/skills.json")).unwrap()).unwrap();
+    let (mut same, mut total) = (0, 0);
+    for e in std::fs::read_dir(up.join("skills")).unwrap() {
+        let path = e.unwrap().path().join("skill.yaml");
+        if !path.is_file() {
+            continue;
+        }
+        total += 1;
+        let doc =
+            betty_core::Document::read_yaml(&path, &betty_core::limits::Limits::MANIFEST).unwrap();
+        let name = doc.value["name"].as_str().unwrap().to_string();
+        let entry = registry["skills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s["name"] == name.as_str())
+            .map(betty_core::registry::without_registry_keys);
+        let expect_same = entry.as_ref() == Some(&doc.value);
+        let p = path.display().to_string();
+        let o = run(t.path(), &["--compare", "current", &p, "--exit-code"]);
+        assert_eq!(
+            code(&o),
+            if expect_same { 0 } else { 1 },
+            "{p}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        if expect_same {
+            same += 1;
+            assert_eq!(stdout(&o), "No differences.\n");
+        } else {
+            let first = stdout(&o).lines().next().unwrap_or_default().to_string();
+            assert!(
+                first == format!("Changed: {name}") || first == format!("Added: {name}"),
+                "{first}"
+            );
+        }
+        // A single manifest argument compares it with the live registry.
+        assert_eq!(
+            code(&run(t.path(), &["--compare", &p, "--exit-code"])),
+            code(&o)
+        );
+    }
+    assert_eq!(total, 54);
+    assert!(
+        same >= 38,
+        "{same} of {total} manifests equal their registered entry"
+    );
+}
