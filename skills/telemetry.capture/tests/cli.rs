@@ -282,6 +282,14 @@ fn torn_and_garbage_lines_are_skipped_and_reported() {
     }
     let mut lines = r.lines();
     lines.insert(1, "this is not json".into());
+    // A 10 MB line (someone else's writer): skipped without being held in memory.
+    lines.insert(
+        3,
+        format!(
+            "{{\"event_type\":\"skill.created\",\"context\":{{\"blob\":\"{}\"}}}}",
+            "x".repeat(10 << 20)
+        ),
+    );
     let body = format!("{}\n{{\"event_type\":\"skill.crea", lines.join("\n"));
     std::fs::write(r.events(), body).unwrap();
     let out = r.query(&["--count"]);
@@ -293,7 +301,11 @@ fn torn_and_garbage_lines_are_skipped_and_reported() {
         "{err}"
     );
     assert!(
-        err.contains("events.jsonl:5:") && err.contains("torn last line"),
+        err.contains("events.jsonl:6:") && err.contains("torn last line"),
+        "{err}"
+    );
+    assert!(
+        err.contains("events.jsonl:4:") && err.contains("over the limit"),
         "{err}"
     );
     // Oldest first reports the same lines.
@@ -316,7 +328,7 @@ fn torn_and_garbage_lines_are_skipped_and_reported() {
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let m: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(m["events"], 4);
-    assert_eq!(m["skipped_lines"], 2);
+    assert_eq!(m["skipped_lines"], 3);
 }
 
 #[test]
