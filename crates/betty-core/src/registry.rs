@@ -215,6 +215,11 @@ impl Registry {
         Value::Object(self.object.clone())
     }
 
+    /// The whole object, without a copy (for readers that only needed the shape checked).
+    pub fn into_value(self) -> Value {
+        Value::Object(self.object)
+    }
+
     /// Writes the registry atomically under its sidecar lock. Call [`Registry::stamp`] first
     /// when the content changed.
     pub fn save(&self) -> Result<()> {

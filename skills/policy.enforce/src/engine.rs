@@ -877,7 +877,7 @@ fn find_cycle(rule: &Rule, target: &Target, cx: &Context<'_>) -> Option<(String,
 }
 
 fn drift(rule: &Rule, value: &Value, registered: &Target) -> Vec<Hit> {
-    let entry = betty_core::registry::without_registry_keys(registered.value());
+    let entry = registered.value();
     let mut hits = Vec::new();
     let version = entry
         .get("version")
@@ -908,7 +908,7 @@ fn drift(rule: &Rule, value: &Value, registered: &Target) -> Vec<Hit> {
         }
     } else {
         let here = selected(value, &rule.field);
-        let there = selected(&entry, &rule.field);
+        let there = selected(entry, &rule.field);
         let a: Vec<&Value> = here.iter().map(|(_, v)| *v).collect();
         let b: Vec<&Value> = there.iter().map(|(_, v)| *v).collect();
         if a != b {

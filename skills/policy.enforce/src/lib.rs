@@ -131,7 +131,13 @@ impl World {
 
 /// Runs one enforcement: gathers the targets the options name, evaluates, and reports.
 pub fn check(world: &World, opts: &CheckOptions) -> Result<Report, RunError> {
+    let started = std::time::Instant::now();
     let targets = gather(world, opts)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        targets = targets.len(),
+        "targets read"
+    );
     let approvals = world.approvals(opts.action)?;
     let cx = Context {
         action: opts.action,
@@ -143,6 +149,10 @@ pub fn check(world: &World, opts: &CheckOptions) -> Result<Report, RunError> {
         now: world.now,
     };
     let results = evaluate_all(&world.policies, &targets, &cx);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "policies evaluated"
+    );
     Ok(Report::new(
         &world.policies,
         results,

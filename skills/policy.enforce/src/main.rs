@@ -179,12 +179,18 @@ fn enforce(
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "recorded");
     tracing::info!(audit_head = %head, targets = report.results.len(), outcome = report.outcome.as_str(), "decision recorded");
     let mut out = Printer::new();
+    let printing = Instant::now();
     match args.format {
         Format::Text => out.write_str(&report.to_text(betty_cli::use_colour_on_stdout()))?,
-        Format::Json => out.json(&report.to_json())?,
+        Format::Json => out.line(&report.to_json_string())?,
         Format::Sarif => out.json(&report.to_sarif())?,
         Format::Junit => out.write_str(&report.to_junit())?,
     }
     out.flush()?;
-    Ok(report.outcome.exit_status())
+    tracing::debug!(ms = printing.elapsed().as_millis() as u64, "printed");
+    let status = report.outcome.exit_status();
+    // The process ends here: freeing a large batch's documents one by one would only cost time.
+    std::mem::forget(report);
+    std::mem::forget(world);
+    Ok(status)
 }

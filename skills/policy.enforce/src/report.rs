@@ -16,6 +16,36 @@ pub const REPORT_SCHEMA_VERSION: u32 = 1;
 pub const TOOL: &str = "policy-enforce";
 const INFORMATION_URI: &str = "https://github.com/betty-governance/betty-rs";
 
+/// The `json` output's shape (`schemas/policy-report.schema.json`), borrowing the results.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    tool: &'static str,
+    version: &'static str,
+    action: Option<Action>,
+    environment: Option<&'a str>,
+    strict: bool,
+    outcome: Outcome,
+    exit_code: u8,
+    summary: Value,
+    targets: Vec<JsonTarget<'a>>,
+    findings: Vec<&'a Finding>,
+    waivers: Vec<Value>,
+    policies: Vec<Value>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonTarget<'a> {
+    kind: crate::policy::TargetKind,
+    name: &'a str,
+    source: &'a str,
+    origin: Origin,
+    digest: &'a str,
+    outcome: Outcome,
+    findings: usize,
+    checks: &'a [crate::engine::PolicyResult],
+}
+
 /// Everything one run found.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -104,25 +134,29 @@ impl Report {
 
     /// `json` output.
     pub fn to_json(&self) -> Value {
-        let targets: Vec<Value> = self
+        serde_json::to_value(self.json_view()).unwrap_or(Value::Null)
+    }
+
+    /// `json` output as text, serialized straight from the results (a large batch never
+    /// builds an intermediate JSON tree).
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string_pretty(&self.json_view()).unwrap_or_default()
+    }
+
+    fn json_view(&self) -> JsonReport<'_> {
+        let targets = self
             .results
             .iter()
-            .map(|r| {
-                json!({
-                    "kind": r.target.kind,
-                    "name": r.target.name,
-                    "source": r.target.label,
-                    "origin": r.target.origin,
-                    "digest": r.digest,
-                    "outcome": r.outcome,
-                    "findings": r.findings.len(),
-                    "checks": r.checks,
-                })
+            .map(|r| JsonTarget {
+                kind: r.target.kind,
+                name: &r.target.name,
+                source: &r.target.label,
+                origin: r.target.origin,
+                digest: &r.digest,
+                outcome: r.outcome,
+                findings: r.findings.len(),
+                checks: &r.checks,
             })
-            .collect();
-        let findings: Vec<Value> = self
-            .findings()
-            .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
             .collect();
         let policies: Vec<Value> = self
             .policies
@@ -143,27 +177,26 @@ impl Report {
                 })
             })
             .collect();
-        let waivers: Vec<Value> = self
-            .policies
-            .waivers
-            .iter()
-            .map(|w| w.to_json(self.now))
-            .collect();
-        json!({
-            "schema_version": REPORT_SCHEMA_VERSION,
-            "tool": TOOL,
-            "version": betty_core::VERSION,
-            "action": self.action,
-            "environment": self.environment,
-            "strict": self.strict,
-            "outcome": self.outcome,
-            "exit_code": self.outcome.exit_status().code(),
-            "summary": self.summary(),
-            "targets": targets,
-            "findings": findings,
-            "waivers": waivers,
-            "policies": policies,
-        })
+        JsonReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            tool: TOOL,
+            version: betty_core::VERSION,
+            action: self.action,
+            environment: self.environment.as_deref(),
+            strict: self.strict,
+            outcome: self.outcome,
+            exit_code: self.outcome.exit_status().code(),
+            summary: self.summary(),
+            targets,
+            findings: self.findings().collect(),
+            waivers: self
+                .policies
+                .waivers
+                .iter()
+                .map(|w| w.to_json(self.now))
+                .collect(),
+            policies,
+        }
     }
 
     /// `text` output, in the seed's style.

@@ -99,7 +99,17 @@ impl Target {
     /// The canonical digest an approval binds to (registry-added keys left out, so a manifest
     /// and its unchanged registry entry have one digest).
     pub fn digest(&self) -> String {
-        betty_core::canonical::digest(&without_registry_keys(self.value()))
+        let value = self.value();
+        let has_registry_keys = value.as_object().is_some_and(|m| {
+            betty_core::registry::REGISTRY_ADDED_KEYS
+                .iter()
+                .any(|k| m.contains_key(*k))
+        });
+        if has_registry_keys {
+            betty_core::canonical::digest(&without_registry_keys(value))
+        } else {
+            betty_core::canonical::digest(value)
+        }
     }
 
     pub fn is_registered_entry(&self) -> bool {
@@ -371,13 +381,19 @@ impl RegistryView {
             let name = SourceName::from(path.as_path());
             let text = betty_core::source::read_text(&name, &Limits::REGISTRY)?;
             let registry = Registry::parse(&path, kind, &text)?;
-            let doc = Arc::new(Document::from_value(name.clone(), registry.as_value()));
+            let doc = Arc::new(Document::from_value(name.clone(), registry.into_value()));
             let positioned = Arc::new(LazyPositions {
                 name,
                 text,
                 doc: std::sync::OnceLock::new(),
             });
-            for (i, entry) in registry.entries().iter().enumerate() {
+            let entries = doc
+                .value
+                .get(kind.plural())
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for (i, entry) in entries.iter().enumerate() {
                 let entry_name = entry
                     .get("name")
                     .and_then(Value::as_str)
