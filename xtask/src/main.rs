@@ -139,7 +139,11 @@ fn sync_registry() -> Result<()> {
 /// Every binary's command line, from the one definition that also parses and prints `--help`.
 fn commands() -> Vec<clap::Command> {
     use clap::CommandFactory;
-    vec![approval_queue::cli::Cli::command()]
+    vec![
+        approval_queue::cli::Cli::command(),
+        telemetry_capture::cli::CaptureCli::command(),
+        telemetry_capture::cli::QueryCli::command(),
+    ]
 }
 
 /// Release binaries plus generated shell completions (bash, zsh, fish) and man pages.
