@@ -690,7 +690,12 @@ fn approval_hit(
                 "{}: {} approval(s) from `{}` for `{action}` of `{}` with subject_digest {digest}",
                 trigger.1, a.required, a.approvers, target.name
             );
-            if target.origin == crate::target::Origin::File {
+            if !cx.approvals.defines_group(&a.approvers) {
+                d.push_str(&format!(
+                    "; the group `{}` is not defined in approvals/groups.yaml, so no one can approve yet",
+                    a.approvers
+                ));
+            } else if target.origin == crate::target::Origin::File {
                 d.push_str(&format!(
                     "; request it: approval-queue request --operation {action} --manifest {} --approvers {} --required {} --reason \"...\"",
                     target.label, a.approvers, a.required

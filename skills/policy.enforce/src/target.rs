@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use betty_core::approval::{ApprovalRequest, ApprovalStore, Status};
+use betty_core::approval::{ApprovalRequest, ApprovalStore, Groups, Status};
 use betty_core::discover::RegistryDir;
 use betty_core::limits::Limits;
 use betty_core::manifest::{Kind, Manifest, type_name};
@@ -453,14 +453,22 @@ pub enum ApprovalState {
 #[derive(Clone, Debug, Default)]
 pub struct Approvals {
     requests: Vec<ApprovalRequest>,
+    groups: Groups,
 }
 
 impl Approvals {
     /// Reads every request; a corrupt one is an error naming the file (never skipped).
     pub fn load(dir: &Path) -> Result<Approvals, Error> {
+        let store = ApprovalStore::new(dir);
         Ok(Approvals {
-            requests: ApprovalStore::new(dir).list()?,
+            requests: store.list()?,
+            groups: store.groups()?,
         })
+    }
+
+    /// Whether `groups.yaml` defines the group (true when no groups file exists: unknown).
+    pub fn defines_group(&self, group: &str) -> bool {
+        self.groups.0.is_empty() || self.groups.members(group).is_some()
     }
 
     /// The state of the approval an operation on `subject` needs: a request for the same
@@ -542,7 +550,11 @@ mod tests {
         };
         let now = Timestamp::now();
         let state = |requests: Vec<ApprovalRequest>, digest: &str| {
-            Approvals { requests }.state(Action::Register, "a.b", digest, &rule, now)
+            Approvals {
+                requests,
+                groups: Groups::default(),
+            }
+            .state(Action::Register, "a.b", digest, &rule, now)
         };
         let two = request("approved", &[("x", "approve"), ("y", "approve")]);
         assert!(matches!(
