@@ -13,6 +13,7 @@
 pub mod approval;
 pub mod audit;
 pub mod canonical;
+pub mod deliver;
 pub mod discover;
 pub mod error;
 pub mod fsx;

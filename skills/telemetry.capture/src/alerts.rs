@@ -25,10 +25,7 @@
 //! doubling, up to 8 attempts), then kept as failed. Plain HTTP only: point `https://` hooks at
 //! a local relay.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use betty_core::fsx;
 use betty_core::limits::Limits;
@@ -38,7 +35,6 @@ use crate::lines::{ForwardLines, Item, ReverseLines};
 use crate::scan::{MAX_LINE, glob, parse_row};
 use crate::segments;
 
-const TIMEOUT: Duration = Duration::from_secs(3);
 /// Attempts before a delivery is given up (kept in the state as failed).
 pub const MAX_ATTEMPTS: u64 = 8;
 /// Failed deliveries kept for inspection.
@@ -463,50 +459,7 @@ pub fn deliver(
     Ok(report)
 }
 
-fn connect(host_port: &str) -> Result<TcpStream, String> {
-    let addr = host_port
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{host_port}`: {e}"))?
-        .next()
-        .ok_or_else(|| format!("no address for `{host_port}`"))?;
-    let s =
-        TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect: {e}"))?;
-    let _ = s.set_read_timeout(Some(TIMEOUT));
-    let _ = s.set_write_timeout(Some(TIMEOUT));
-    Ok(s)
-}
-
 /// POSTs JSON over HTTP/1.1 and checks for a 2xx status.
 pub fn post_json(url: &str, body: &Value) -> Result<(), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("`{url}`: only http:// is supported; use a local relay for https")
-    })?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let host_port = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let payload = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-    let mut s = connect(&host_port)?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: betty-telemetry-capture\r\n\r\n",
-        payload.len()
-    );
-    s.write_all(head.as_bytes())
-        .and_then(|()| s.write_all(&payload))
-        .map_err(|e| format!("cannot send: {e}"))?;
-    let mut status = String::new();
-    BufReader::new(&s)
-        .read_line(&mut status)
-        .map_err(|e| format!("no response: {e}"))?;
-    let code = status.split_whitespace().nth(1).unwrap_or_default();
-    if code.starts_with('2') {
-        Ok(())
-    } else {
-        Err(format!("HTTP status `{}`", status.trim()))
-    }
+    betty_core::deliver::post_json(url, body, "betty-telemetry-capture").map_err(|e| e.to_string())
 }
