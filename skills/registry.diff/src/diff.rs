@@ -254,6 +254,140 @@ pub fn diff_registries(old: &Value, new: &Value, kind: Kind) -> RegistryDiff {
     }
 }
 
+/// A registry read without building its entries: each entry's name and raw JSON text.
+/// Comparing two of these parses only the entries whose text differs, which is what makes a
+/// 10,000-skill comparison fast (most entries are byte-identical between versions).
+#[derive(Debug)]
+pub struct RawRegistry<'a> {
+    pub kind: Kind,
+    pub entries: Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawTop<'a> {
+    #[serde(borrow, default)]
+    skills: Option<Vec<&'a serde_json::value::RawValue>>,
+    #[serde(borrow, default)]
+    agents: Option<Vec<&'a serde_json::value::RawValue>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawNamed<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> RawRegistry<'a> {
+    /// `None` when the text is not a well-formed registry (the caller then reads it the slow
+    /// way, which says exactly what is wrong).
+    pub fn parse(text: &'a str) -> Option<RawRegistry<'a>> {
+        let top: RawTop<'a> = serde_json::from_str(text).ok()?;
+        let (kind, list) = match (top.skills, top.agents) {
+            (Some(l), _) => (Kind::Skill, l),
+            (None, Some(l)) => (Kind::Agent, l),
+            (None, None) => return None,
+        };
+        let mut entries = Vec::with_capacity(list.len());
+        for raw in list {
+            let name = match leading_name(raw.get()) {
+                Some(n) => std::borrow::Cow::Borrowed(n),
+                None => serde_json::from_str::<RawNamed<'a>>(raw.get()).ok()?.name,
+            };
+            entries.push((name, raw));
+        }
+        Some(RawRegistry { kind, entries })
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// The name of an entry whose first key is `"name"` with a plain string (no escapes): the
+/// usual layout, read without scanning the rest of the entry. Anything else is `None`.
+fn leading_name(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix('{')?.trim_start();
+    let rest = rest.strip_prefix("\"name\"")?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
+fn parse_raw(raw: &serde_json::value::RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+fn raw_index<'r>(
+    r: &'r RawRegistry<'_>,
+) -> HashMap<&'r str, (usize, &'r serde_json::value::RawValue)> {
+    let mut m = HashMap::with_capacity(r.entries.len());
+    for (i, (n, raw)) in r.entries.iter().enumerate() {
+        m.insert(n.as_ref(), (i, *raw));
+    }
+    m
+}
+
+/// [`diff_registries`] over raw registries: the same result, parsing only what differs.
+pub fn diff_raw(old: &RawRegistry<'_>, new: &RawRegistry<'_>) -> RegistryDiff {
+    let kind = old.kind;
+    let (old_map, new_map) = (raw_index(old), raw_index(new));
+    let (mut changed, mut added, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unchanged = 0;
+    for (name, (i, a)) in &old_map {
+        match new_map.get(name) {
+            None => removed.push(SkillDiff {
+                name: name.to_string(),
+                action: ChangeAction::Removed,
+                old: Some(without_registry_keys(&parse_raw(a))),
+                new: None,
+                old_index: Some(*i),
+                fields: Vec::new(),
+            }),
+            Some((_, b)) if a.get() == b.get() => unchanged += 1,
+            Some((_, b)) => {
+                let (x, y) = (parse_raw(a), parse_raw(b));
+                let fields = diff_entries(&x, &y);
+                if fields.is_empty() {
+                    unchanged += 1;
+                } else {
+                    changed.push(SkillDiff {
+                        name: name.to_string(),
+                        action: ChangeAction::Changed,
+                        old: Some(without_registry_keys(&x)),
+                        new: Some(without_registry_keys(&y)),
+                        old_index: Some(*i),
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    for (name, (_, b)) in &new_map {
+        if !old_map.contains_key(name) {
+            added.push(SkillDiff {
+                name: name.to_string(),
+                action: ChangeAction::Added,
+                old: None,
+                new: Some(without_registry_keys(&parse_raw(b))),
+                old_index: None,
+                fields: Vec::new(),
+            });
+        }
+    }
+    for group in [&mut changed, &mut added, &mut removed] {
+        group.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    let mut skills = changed;
+    skills.append(&mut added);
+    skills.append(&mut removed);
+    RegistryDiff {
+        kind: Some(kind),
+        skills,
+        unchanged,
+    }
+}
+
 /// The field changes between two entries of one skill.
 pub fn diff_entries(old: &Value, new: &Value) -> Vec<FieldChange> {
     let mut out = Vec::new();
@@ -534,6 +668,40 @@ mod tests {
         assert_eq!(changes[0].field.as_deref(), Some("status"));
         assert_eq!(changes[0].old_value, "draft");
         assert_eq!(changes.last().unwrap().action, ChangeAction::Removed);
+    }
+
+    #[test]
+    fn the_raw_fast_path_gives_the_same_diff() {
+        let a = reg(
+            json!([{"name": "a", "v": 1, "updated_at": "x"}, {"name": "b", "l": [{"name": "p"}]}, {"name": "c"}, {"name": "d\\u00e9"}]),
+        );
+        let b = reg(
+            json!([{"name": "b", "l": [{"name": "q"}]}, {"name": "a", "v": 1, "updated_at": "y"}, {"name": "e"}, {"name": "d\\u00e9"}]),
+        );
+        let (ta, tb) = (a.to_string(), b.to_string());
+        let (ra, rb) = (
+            RawRegistry::parse(&ta).unwrap(),
+            RawRegistry::parse(&tb).unwrap(),
+        );
+        assert_eq!(diff_raw(&ra, &rb), diff_registries(&a, &b, Kind::Skill));
+        assert_eq!(diff_raw(&ra, &rb).unchanged, 2);
+        assert!(RawRegistry::parse("{\"skills\": [{\"name\": 1}]}").is_none());
+        assert!(RawRegistry::parse("{\"skills\": [}").is_none());
+        assert!(RawRegistry::parse("[]").is_none());
+        assert_eq!(
+            leading_name("{\n  \"name\": \"a.b\",\n  \"v\": 1}"),
+            Some("a.b")
+        );
+        assert_eq!(leading_name("{\"name\":\"a\\\"b\"}"), None);
+        assert_eq!(leading_name("{\"version\": \"1\", \"name\": \"x\"}"), None);
+        let odd = "{\"skills\": [{\"v\": 1, \"name\": \"late\"}, {\"name\": \"q\\\"uote\"}]}";
+        let names: Vec<String> = RawRegistry::parse(odd)
+            .unwrap()
+            .entries
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(names, ["late", "q\"uote"]);
     }
 
     #[test]

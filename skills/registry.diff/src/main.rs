@@ -13,7 +13,7 @@ use betty_core::history::{ChangeAction, History, VersionId};
 use betty_core::identity::Identity;
 use betty_core::telemetry::{EventWriter, NewEvent};
 use registry_diff::cli::{Cli, Command, Compare, DiffFormat, Format};
-use registry_diff::diff::{RegistryDiff, diff_registries, entries};
+use registry_diff::diff::{RegistryDiff, diff_raw, diff_registries, entries};
 use registry_diff::render::{self, Style};
 use registry_diff::semver::{self, CheckOptions};
 use registry_diff::snapshot::{self, Resolver, Snapshot};
@@ -376,14 +376,12 @@ fn compare(common: &CommonArgs, spec: &Compare) -> Result<(Snapshot, Snapshot, R
             to.kind
         );
     }
-    let mut diff = diff_registries(&from.value, &to.value, from.kind);
+    let mut diff = match (from.raw(), to.raw()) {
+        (Some(a), Some(b)) => diff_raw(&a, &b),
+        _ => diff_registries(&from.to_value(), &to.to_value(), from.kind),
+    };
     if let Some(name) = &spec.skill {
-        let known = |s: &Snapshot| {
-            entries(&s.value, s.kind)
-                .iter()
-                .any(|e| e.get("name").and_then(Value::as_str) == Some(name))
-        };
-        if !known(&from) && !known(&to) {
+        if !from.has(name) && !to.has(name) {
             bail!(
                 "invalid `--skill {name}`: no skill of that name in `{}` or `{}`",
                 from.label,

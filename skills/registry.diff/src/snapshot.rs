@@ -17,6 +17,7 @@ use betty_core::registry::Registry;
 use betty_core::source::{SourceName, into_text, parse_json, read_text};
 use serde_json::Value;
 
+use crate::diff::RawRegistry;
 use crate::git;
 
 /// A registry at one point, ready to compare.
@@ -27,7 +28,44 @@ pub struct Snapshot {
     /// `version`, `current`, `file`, `git`.
     pub origin: &'static str,
     pub kind: Kind,
-    pub value: Value,
+    pub body: Body,
+}
+
+/// A registry as parsed, or as text that is known to be a well-formed registry (compared
+/// entry by entry without parsing the unchanged ones, see [`crate::diff::RawRegistry`]).
+#[derive(Clone, Debug)]
+pub enum Body {
+    Value(Value),
+    Text(String),
+}
+
+impl Snapshot {
+    /// The registry as a value (parsing the text, if that is what is held).
+    pub fn to_value(&self) -> Value {
+        match &self.body {
+            Body::Value(v) => v.clone(),
+            Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The registry read entry by entry, when held as text.
+    pub fn raw(&self) -> Option<RawRegistry<'_>> {
+        match &self.body {
+            Body::Text(t) => RawRegistry::parse(t),
+            Body::Value(_) => None,
+        }
+    }
+
+    /// Whether an entry is called `name`.
+    pub fn has(&self, name: &str) -> bool {
+        match (&self.body, self.raw()) {
+            (_, Some(raw)) => raw.has(name),
+            (Body::Value(v), None) => crate::diff::entries(v, self.kind)
+                .iter()
+                .any(|e| e.get("name").and_then(Value::as_str) == Some(name)),
+            _ => false,
+        }
+    }
 }
 
 /// Why a spec could not be turned into a registry.
@@ -73,7 +111,7 @@ impl Resolver {
                 label: spec.to_string(),
                 origin: "version",
                 kind: Kind::Skill,
-                value: version.registry,
+                body: Body::Value(version.registry),
             });
         }
         if spec == "current" {
@@ -91,7 +129,7 @@ impl Resolver {
             let bytes = git::show(&dir.root, spec, "skills.json")?;
             let label = format!("{spec}:registry/skills.json");
             let text = into_text(&SourceName::Named(label.as_str().into()), bytes)?;
-            return parse_registry(&text, &label, spec, "git");
+            return parse_registry(text, &label, spec, "git");
         }
         let why = if path.exists() {
             " (it is a folder; name the registry file inside it)".to_string()
@@ -113,19 +151,27 @@ impl Resolver {
 fn read_file(path: &Path, label: &str, origin: &'static str) -> Result<Snapshot, SpecError> {
     let text = read_text(&SourceName::from(path), &Limits::REGISTRY)?;
     let name = path.display().to_string();
-    let mut snap = parse_registry(&text, &name, label, origin)?;
+    let mut snap = parse_registry(text, &name, label, origin)?;
     snap.label = label.to_string();
     Ok(snap)
 }
 
 /// Parses registry text (or a history version file) named `name` in messages.
 pub fn parse_registry(
-    text: &str,
+    text: String,
     name: &str,
     label: &str,
     origin: &'static str,
 ) -> Result<Snapshot, SpecError> {
-    let mut value = parse_json(&SourceName::Named(name.into()), text)?;
+    if let Some(kind) = RawRegistry::parse(&text).map(|raw| raw.kind) {
+        return Ok(Snapshot {
+            label: label.to_string(),
+            origin,
+            kind,
+            body: Body::Text(text),
+        });
+    }
+    let mut value = parse_json(&SourceName::Named(name.into()), &text)?;
     // A history version file: compare the registry it holds.
     if value.get("registry_sha256").is_some()
         && let Some(Value::Object(_)) = value.get("registry")
@@ -142,7 +188,7 @@ pub fn parse_registry(
         label: label.to_string(),
         origin,
         kind,
-        value,
+        body: Body::Value(value),
     })
 }
 
@@ -173,7 +219,7 @@ pub fn is_manifest(spec: &str) -> bool {
 /// what the registry would be if this manifest were registered now.
 pub fn with_manifest(base: &Snapshot, path: &str) -> Result<Snapshot, SpecError> {
     let m = betty_core::manifest::Manifest::read(Path::new(path), base.kind)?;
-    let mut value = base.value.clone();
+    let mut value = base.to_value();
     let list = value
         .get_mut(base.kind.plural())
         .and_then(Value::as_array_mut)
@@ -192,6 +238,6 @@ pub fn with_manifest(base: &Snapshot, path: &str) -> Result<Snapshot, SpecError>
         label: path.to_string(),
         origin: "manifest",
         kind: base.kind,
-        value,
+        body: Body::Value(value),
     })
 }
