@@ -140,6 +140,7 @@ fn sync_registry() -> Result<()> {
 fn commands() -> Vec<clap::Command> {
     use clap::CommandFactory;
     vec![
+        policy_enforce::cli::Cli::command(),
         approval_queue::cli::Cli::command(),
         telemetry_capture::cli::CaptureCli::command(),
         telemetry_capture::cli::QueryCli::command(),
