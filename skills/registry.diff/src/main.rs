@@ -13,7 +13,7 @@ use betty_core::history::{ChangeAction, History, VersionId};
 use betty_core::identity::Identity;
 use betty_core::telemetry::{EventWriter, NewEvent};
 use registry_diff::cli::{Cli, Command, Compare, DiffFormat, Format};
-use registry_diff::diff::{RegistryDiff, diff_raw, diff_registries, entries};
+use registry_diff::diff::{RegistryDiff, diff_raw, diff_registries};
 use registry_diff::render::{self, Style};
 use registry_diff::semver::{self, CheckOptions};
 use registry_diff::snapshot::{self, Resolver, Snapshot};
@@ -264,10 +264,9 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     for r in &results {
                         let short = &r.commit.hash[..r.commit.hash.len().min(7)];
                         match &r.outcome {
-                            ImportOutcome::Recorded(v, _) => out.line(&render::version_line(
-                                v,
-                                entries(&v.registry, betty_core::manifest::Kind::Skill).len(),
-                            ))?,
+                            ImportOutcome::Recorded(v, _) => {
+                                out.line(&render::version_line(&render::summary_of(v)))?
+                            }
                             ImportOutcome::AlreadyImported(v) => {
                                 out.line(&format!("{v}  (git {short}, already imported)"))?
                             }
@@ -408,7 +407,7 @@ fn log(
         if max_count.is_some_and(|n| shown.len() >= n) {
             break;
         }
-        let v = history.load(*id)?;
+        let v = versions::load_summary(&history, *id)?;
         let changes: Vec<_> = v
             .changes
             .iter()
@@ -420,18 +419,11 @@ fn log(
         }
         shown.push((v, changes));
     }
-    let kind = betty_core::manifest::Kind::Skill;
     match format {
         Format::Json => {
             let versions: Vec<Value> = shown
                 .iter()
-                .map(|(v, c)| {
-                    render::version_json(
-                        v,
-                        entries(&v.registry, kind).len(),
-                        &c.iter().collect::<Vec<_>>(),
-                    )
-                })
+                .map(|(v, c)| render::version_json(v, &c.iter().collect::<Vec<_>>()))
                 .collect();
             out.json(&json!({
                 "schema_version": render::OUTPUT_SCHEMA_VERSION,
@@ -450,7 +442,7 @@ fn log(
                 ))?;
             }
             for (v, changes) in &shown {
-                out.line(&render::version_line(v, entries(&v.registry, kind).len()))?;
+                out.line(&render::version_line(v))?;
                 if skill.is_some() {
                     for c in changes {
                         match c.action {

@@ -3,6 +3,8 @@
 //! and one-line version summaries for `log` and `import-git`.
 
 use betty_core::history::{Change, ChangeAction, HistoryVersion};
+
+use crate::versions::VersionSummary;
 use betty_core::manifest::Kind;
 use serde_json::{Value, json};
 
@@ -169,8 +171,22 @@ pub fn diff_json(diff: &RegistryDiff, kind: Kind, from: &str, to: &str) -> Value
     })
 }
 
+/// The summary of a version just written.
+pub fn summary_of(v: &HistoryVersion) -> VersionSummary {
+    VersionSummary {
+        version: v.version.clone(),
+        timestamp: v.timestamp.clone(),
+        changed_by: v.changed_by.clone(),
+        changes: v.changes.clone(),
+        source: v.source.clone(),
+        registry_sha256: v.registry_sha256.clone(),
+        skills: crate::diff::entries(&v.registry, Kind::Skill).len(),
+    }
+}
+
 /// One line about a version: `2025.10.23.010  2025-10-23T02:30:49Z  dev@x  11 skills  6 removed (a, b, …)`.
-pub fn version_line(v: &HistoryVersion, skill_count: usize) -> String {
+pub fn version_line(v: &VersionSummary) -> String {
+    let skill_count = v.skills;
     let (mut changed, mut added, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     for c in &v.changes {
         let list = match c.action {
@@ -215,13 +231,13 @@ pub fn version_line(v: &HistoryVersion, skill_count: usize) -> String {
 }
 
 /// A version as JSON for `log` (without the registry snapshot).
-pub fn version_json(v: &HistoryVersion, skill_count: usize, changes: &[&Change]) -> Value {
+pub fn version_json(v: &VersionSummary, changes: &[&Change]) -> Value {
     json!({
         "version": v.version,
         "timestamp": v.timestamp,
         "changed_by": v.changed_by,
         "source": v.source,
-        "skills": skill_count,
+        "skills": v.skills,
         "registry_sha256": v.registry_sha256,
         "changes": changes,
     })

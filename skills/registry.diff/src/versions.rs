@@ -284,3 +284,104 @@ pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<
     }
     Ok(out)
 }
+
+/// A version without its registry snapshot: what `log` shows.
+#[derive(Debug)]
+pub struct VersionSummary {
+    pub version: String,
+    pub timestamp: String,
+    pub changed_by: String,
+    pub changes: Vec<betty_core::history::Change>,
+    pub source: Map<String, Value>,
+    pub registry_sha256: String,
+    /// Entries in the registry at this version.
+    pub skills: usize,
+}
+
+// No `flatten` here: serde buffers flattened maps, and a raw value cannot come from a buffer.
+#[derive(serde::Deserialize)]
+struct SummaryFile<'a> {
+    version: String,
+    timestamp: String,
+    changed_by: String,
+    changes: Vec<betty_core::history::Change>,
+    #[serde(default)]
+    source: Map<String, Value>,
+    registry_sha256: String,
+    #[serde(borrow)]
+    registry: &'a serde_json::value::RawValue,
+}
+
+fn summary_from_text(text: &str, id: VersionId) -> Option<VersionSummary> {
+    let f: SummaryFile<'_> = serde_json::from_str(text).ok()?;
+    let skills = crate::diff::RawRegistry::parse(f.registry.get())?
+        .entries
+        .len();
+    (f.version == id.to_string()).then_some(VersionSummary {
+        version: f.version,
+        timestamp: f.timestamp,
+        changed_by: f.changed_by,
+        changes: f.changes,
+        source: f.source,
+        registry_sha256: f.registry_sha256,
+        skills,
+    })
+}
+
+/// Reads a version's record and counts its entries without building the registry, so `log`
+/// over many large versions stays fast. A file that does not read this way is loaded the
+/// full way, which reports exactly what is wrong with it.
+pub fn load_summary(history: &History, id: VersionId) -> betty_core::Result<VersionSummary> {
+    let path = history.path_of(id);
+    let name = SourceName::from(path.as_path());
+    let light = betty_core::source::read_text(&name, &Limits::REGISTRY)
+        .ok()
+        .and_then(|text| summary_from_text(&text, id));
+    match light {
+        Some(s) => Ok(s),
+        None => {
+            let v = history.load(id)?;
+            Ok(VersionSummary {
+                skills: crate::diff::entries(&v.registry, Kind::Skill).len(),
+                version: v.version,
+                timestamp: v.timestamp,
+                changed_by: v.changed_by,
+                changes: v.changes,
+                source: v.source,
+                registry_sha256: v.registry_sha256,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_read_without_building_the_registry() {
+        let t = tempfile::tempdir().unwrap();
+        let history = History::new(&t.path().join("history"));
+        let lock = history.lock().unwrap();
+        let text =
+            "{\"registry_version\": \"1.0.0\", \"skills\": [{\"name\": \"a\"}, {\"name\": \"b\"}]}";
+        let v = history
+            .append(
+                &lock,
+                NewVersion {
+                    timestamp: "2025-10-23T00:00:00Z".parse().unwrap(),
+                    changed_by: "me".into(),
+                    changes: Vec::new(),
+                    source: source("record"),
+                    registry_bytes: text.as_bytes().to_vec(),
+                    registry: serde_json::from_str(text).unwrap(),
+                },
+            )
+            .unwrap();
+        let id = v.id().unwrap();
+        let file = std::fs::read_to_string(history.path_of(id)).unwrap();
+        let s = summary_from_text(&file, id).expect("the fast path reads it");
+        assert_eq!((s.skills, s.changed_by.as_str()), (2, "me"));
+        assert_eq!(load_summary(&history, id).unwrap().skills, 2);
+    }
+}
