@@ -603,13 +603,13 @@ pub fn check(
                             problem(
                                 "bump-too-small",
                                 format!(
-                                    "needs a {} bump ({}), got {} ({versions})",
+                                    "needs a {} bump ({}), got {actual} ({versions}){}",
                                     v.required_bump,
                                     why.join("; "),
-                                    if actual == Bump::None {
-                                        "none".to_string()
+                                    if a.major == 0 {
+                                        "; below 1.0.0 a 0.y → 0.(y+1) bump is major and 0.y.z → 0.y.(z+1) is minor"
                                     } else {
-                                        actual.to_string()
+                                        ""
                                     }
                                 ),
                             )
