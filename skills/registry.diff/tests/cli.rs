@@ -259,10 +259,33 @@ fn record_is_a_no_op_when_nothing_changed_and_safe_under_concurrency() {
         stdout(&o)
     );
     assert!(stdout(&o).contains("    added at 0.1.0"), "{}", stdout(&o));
+    let mut ids = Vec::new();
     for e in std::fs::read_dir(reg.join("history")).unwrap() {
-        let v: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        let path = e.unwrap().path();
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         validate("history-version.schema.json", &v);
+        ids.push(path.file_stem().unwrap().to_string_lossy().to_string());
     }
+    ids.sort();
+    let before = std::fs::read(reg.join("skills.json")).unwrap();
+    for args in [
+        vec!["rollback", ids[0].as_str(), "--dry-run", "--format", "json"],
+        vec!["record", "--format", "json"],
+        vec!["rollback", ids[0].as_str(), "--format", "json"],
+    ] {
+        let o = run(t.path(), &args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        validate("registry-diff-output.schema.json", &v);
+        if args.contains(&"--dry-run") {
+            assert_eq!(v["diff"]["skills"][0]["fields"][0]["new_value"], "0.1.0");
+            assert_eq!(std::fs::read(reg.join("skills.json")).unwrap(), before);
+        }
+    }
+    assert_eq!(
+        stdout(&run(t.path(), &["--compare", &ids[0], "current"])),
+        "No differences.\n"
+    );
 }
 
 #[test]
