@@ -405,3 +405,14 @@ fn import_a_range_then_check_and_roll_back_refuse_edited_history() {
     );
     assert_eq!(std::fs::read_dir(&history).unwrap().count(), files.len());
 }
+
+#[test]
+fn the_skill_manifest_is_a_valid_betty_skill() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("skill.yaml");
+    let m = betty_core::manifest::Manifest::read(&path, betty_core::manifest::Kind::Skill).unwrap();
+    assert_eq!(m.name, "registry.diff");
+    betty_core::schema::validate(betty_core::schema::SchemaId::SkillManifest, m.value()).unwrap();
+    for p in m.permissions() {
+        assert!(p.parsed.unwrap().is_known(), "{}", p.text);
+    }
+}
