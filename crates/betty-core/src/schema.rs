@@ -117,14 +117,27 @@ fn registry() -> Result<&'static jsonschema::Registry<'static>, String> {
         .map_err(Clone::clone)
 }
 
+/// Whether a schema refers to another file of `schemas/` (not only to its own `#/$defs`).
+fn references_other(id: SchemaId) -> bool {
+    id.text().match_indices("\"$ref\"").any(|(i, _)| {
+        let rest = id.text()[i + 6..].trim_start_matches([':', ' ']);
+        !rest.starts_with("\"#")
+    })
+}
+
 fn validator(id: SchemaId) -> Result<&'static jsonschema::Validator, String> {
     VALIDATORS[id.index()]
         .get_or_init(|| {
             let schema: Value =
                 serde_json::from_str(id.text()).map_err(|e| format!("{}: {e}", id.file_name()))?;
-            jsonschema::options()
-                .should_validate_formats(true)
-                .with_registry(registry()?)
+            let options = jsonschema::options().should_validate_formats(true);
+            // Only schemas that reference others pay for the shared registry.
+            let options = if id.text().contains("\"$ref\": \"") && references_other(id) {
+                options.with_registry(registry()?)
+            } else {
+                options
+            };
+            options
                 .build(&schema)
                 .map_err(|e| format!("{}: {e}", id.file_name()))
         })
