@@ -86,6 +86,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 }))?,
             }
             out.flush()?;
+            note_check(common, &from.label, &to.label, &problems);
             Ok(if problems.is_empty() {
                 ExitStatus::Success
             } else {
@@ -469,6 +470,42 @@ fn log(
     }
     out.flush()?;
     Ok(ExitStatus::Success)
+}
+
+/// A semver check is a governance decision: it is recorded as a telemetry event
+/// (`registry.checked`) when there is a registry to record it in. Recording never changes
+/// the outcome: a read-only registry only costs a warning.
+fn note_check(common: &CommonArgs, from: &str, to: &str, problems: &[semver::Problem]) {
+    let (Ok(dir), Ok(who)) = (common.registry_dir(), common.identity()) else {
+        return;
+    };
+    let mut context = Map::new();
+    context.insert("from".into(), from.into());
+    context.insert("to".into(), to.into());
+    context.insert(
+        "problems".into(),
+        json!(
+            problems
+                .iter()
+                .map(|p| json!({"skill": p.skill, "rule": p.rule}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let event = NewEvent {
+        event_type: "registry.checked".into(),
+        skill_name: None,
+        outcome: if problems.is_empty() {
+            "passed"
+        } else {
+            "failed"
+        }
+        .into(),
+        context,
+        ..Default::default()
+    };
+    if let Err(e) = EventWriter::new(&dir.events_jsonl(), TOOL).record(event, &who) {
+        tracing::warn!("the check was not recorded in telemetry: {e}");
+    }
 }
 
 /// One audit entry and one telemetry event for a write.

@@ -132,14 +132,14 @@ fn nested_fields_named_items_and_files() {
     ]));
     std::fs::write(t.path().join("a.json"), a).unwrap();
     std::fs::write(t.path().join("b.json"), b).unwrap();
-    let o = run(t.path(), &["--compare", "a.json", "b.json"]);
+    let o = run_without_registry(t.path(), &["--compare", "a.json", "b.json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
         "Changed: api.define\n  inputs[name=spec].type: string → object\n  entrypoints[0].permissions: [\"filesystem:read\"] → [\"filesystem:read\",\"network:http\"]\n"
     );
     // check: a type change and a new permission with no version bump.
-    let o = run(t.path(), &["check", "--compare", "a.json", "b.json"]);
+    let o = run_without_registry(t.path(), &["check", "--compare", "a.json", "b.json"]);
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     let text = stdout(&o);
     assert!(text.contains("bump-too-small: needs a major bump (input `spec` type string → object), got none (1.0.0 → 1.0.0)"), "{text}");
@@ -149,7 +149,7 @@ fn nested_fields_named_items_and_files() {
         ),
         "{text}"
     );
-    let o = run(
+    let o = run_without_registry(
         t.path(),
         &["check", "--compare", "a.json", "b.json", "--format", "json"],
     );
@@ -173,14 +173,14 @@ fn check_passes_a_sufficient_bump_and_catches_downgrades() {
     std::fs::write(t.path().join("a.json"), a).unwrap();
     std::fs::write(t.path().join("ok.json"), ok).unwrap();
     std::fs::write(t.path().join("down.json"), down).unwrap();
-    let o = run(t.path(), &["check", "--compare", "a.json", "ok.json"]);
+    let o = run_without_registry(t.path(), &["check", "--compare", "a.json", "ok.json"]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     assert!(
         stdout(&o).contains("permission `filesystem` removed or narrowed (major)"),
         "{}",
         stdout(&o)
     );
-    let o = run(t.path(), &["check", "--compare", "a.json", "down.json"]);
+    let o = run_without_registry(t.path(), &["check", "--compare", "a.json", "down.json"]);
     assert_eq!(code(&o), 1);
     assert!(
         stdout(&o).contains("version-down: version goes down (1.2.0 → 1.1.0)"),
@@ -375,6 +375,14 @@ fn import_a_range_then_check_and_roll_back_refuse_edited_history() {
     .unwrap();
     let o = run(dir, &["check"]);
     assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let events = std::fs::read_to_string(dir.join("registry/telemetry/events.jsonl")).unwrap();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"event_type\":\"registry.checked\"")
+                && l.contains("\"outcome\":\"failed\"")),
+        "{events}"
+    );
     assert!(
         stdout(&o).contains("new permission `network.http`"),
         "{}",

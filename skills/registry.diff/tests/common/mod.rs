@@ -34,6 +34,15 @@ pub fn cmd(dir: &Path) -> Command {
     c
 }
 
+/// Runs with no registry at all (not even one found by walking up from a scratch folder).
+pub fn run_without_registry(dir: &Path, args: &[&str]) -> Output {
+    cmd(dir)
+        .env("BETTY_REGISTRY", dir.join("no-registry-here"))
+        .args(args)
+        .output()
+        .expect("run registry-diff")
+}
+
 pub fn run(dir: &Path, args: &[&str]) -> Output {
     cmd(dir).args(args).output().expect("run registry-diff")
 }
