@@ -30,7 +30,11 @@ pub fn cmd(dir: &Path) -> Command {
         .env_remove("BETTY_HOME")
         .env_remove("RUST_LOG")
         .env("BETTY_USER", "tester@example.com")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // Scratch folders are not inside some other repository, even when TMPDIR is.
+        .env("GIT_CEILING_DIRECTORIES", std::env::temp_dir())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
     c
 }
 
