@@ -144,6 +144,7 @@ fn commands() -> Vec<clap::Command> {
         approval_queue::cli::Cli::command(),
         telemetry_capture::cli::CaptureCli::command(),
         telemetry_capture::cli::QueryCli::command(),
+        registry_diff::cli::Cli::command(),
     ]
 }
 
