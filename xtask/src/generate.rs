@@ -176,14 +176,14 @@ pub fn events(path: &Path, bytes: u64, end: jiff::Timestamp) -> Result<(u64, u64
     let mut rng = Rng::new(99);
     let f = std::fs::File::create(path)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-    // Spread events over 90 days ending at `end`.
-    let approx = bytes / 330;
+    // Spread events over 90 days ending at `end`: each event's time is proportional to the
+    // bytes written before it, so times never decrease and the last one is just before `end`.
     let span_us: i64 = 90 * 86_400 * 1_000_000;
     let start = end.as_microsecond() - span_us;
-    let step = (span_us / approx.max(1) as i64).max(1);
     let (mut written, mut n, mut violated) = (0u64, 0u64, 0u64);
     while written < bytes {
-        let ts = jiff::Timestamp::from_microsecond(start + n as i64 * step)?;
+        let offset = (i128::from(span_us) * i128::from(written) / i128::from(bytes.max(1))) as i64;
+        let ts = jiff::Timestamp::from_microsecond(start + offset)?;
         let et = rng.pick(TYPES);
         if et == "policy.violated" {
             violated += 1;
@@ -292,7 +292,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("betty-gen-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("events.jsonl");
-        let (n, _) = events(&path, 100_000, jiff::Timestamp::now()).unwrap();
+        let end = jiff::Timestamp::now();
+        let (n, _) = events(&path, 100_000, end).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count() as u64, n);
         let mut last = String::new();
@@ -303,6 +304,7 @@ mod tests {
             assert!(ts >= last);
             last = ts;
         }
+        assert!(last < betty_core::time::format(end));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

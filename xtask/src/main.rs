@@ -26,6 +26,10 @@ fn main() -> std::process::ExitCode {
         Some("demo") => demo(),
         Some("sync-registry") => sync_registry(),
         Some("dist") => dist(),
+        // Internal: generate a time-ordered events file (`gen-events PATH BYTES`).
+        Some("gen-events") => gen_events(&args[1..]),
+        // Internal: the in-process audit benchmark, run from the release build by `bench`.
+        Some("bench-audit") => bench::audit_in_process(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
@@ -184,6 +188,15 @@ fn dist() -> Result<()> {
         }
     }
     eprintln!("dist: {}", out.display());
+    Ok(())
+}
+
+fn gen_events(args: &[String]) -> Result<()> {
+    let (Some(path), Some(bytes)) = (args.first(), args.get(1)) else {
+        bail!("usage: cargo xtask gen-events PATH BYTES");
+    };
+    let (n, violated) = generate::events(Path::new(path), bytes.parse()?, jiff::Timestamp::now())?;
+    eprintln!("{n} events ({violated} policy.violated) in {path}");
     Ok(())
 }
 

@@ -345,9 +345,7 @@ impl AuditLog {
             };
             report.hashed_entries += 1;
             let seq = obj.get("seq").and_then(Value::as_u64);
-            let mut without = obj.clone();
-            without.remove("hash");
-            let actual = entry_hash(&Value::Object(without));
+            let actual = canonical::sha256_hex(&canonical::to_vec_without(&v, "hash"));
             if &actual != stored {
                 report.breaks.push(Break {
                     index: i,

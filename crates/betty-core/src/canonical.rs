@@ -8,23 +8,34 @@ use sha2::{Digest, Sha256};
 /// The canonical bytes of a value.
 pub fn to_vec(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    write(value, &mut out);
+    write(value, None, &mut out);
     out
 }
 
-fn write(value: &Value, out: &mut Vec<u8>) {
+/// The canonical bytes of an object without one top-level key (an entry without its `hash`),
+/// without copying the object.
+pub fn to_vec_without(value: &Value, skip: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    write(value, Some(skip), &mut out);
+    out
+}
+
+fn write(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
+            let mut entries: Vec<(&String, &Value)> = map
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != skip)
+                .collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 write_str(k, out);
                 out.push(b':');
-                write(&map[k], out);
+                write(v, None, out);
             }
             out.push(b'}');
         }
@@ -34,7 +45,7 @@ fn write(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write(v, out);
+                write(v, None, out);
             }
             out.push(b']');
         }
@@ -43,9 +54,34 @@ fn write(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// JSON's minimal escaping, as serde_json writes it: `"`, `\\`, and control characters.
 fn write_str(s: &str, out: &mut Vec<u8>) {
-    // serde_json's string escaping is the minimal JSON escaping.
-    out.extend_from_slice(Value::String(s.to_string()).to_string().as_bytes());
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// Lowercase hex SHA-256 of some bytes.
@@ -72,6 +108,28 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_escape_exactly_like_serde_json() {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\nrt\r\ttab",
+            "\u{1}\u{1f}\u{8}\u{c}",
+            "é→😀",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            write_str(s, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                Value::String(s.into()).to_string()
+            );
+        }
+        let v = serde_json::json!({"hash": "x", "b": 1, "a": 2});
+        assert_eq!(to_vec_without(&v, "hash"), br#"{"a":2,"b":1}"#);
+    }
 
     #[test]
     fn key_order_does_not_matter() {
