@@ -14,15 +14,29 @@ pub struct Timing {
     pub median: Duration,
 }
 
-/// Runs `cmd` (through `sh -c`) `runs` times after one warm-up; returns the median.
+/// Runs `cmd` (through `sh -c`, for pipelines) `runs` times after one warm-up; returns the
+/// median.
 pub fn time_shell(cwd: &Path, cmd: &str, runs: usize) -> Result<Timing> {
+    time_command(cwd, "sh", &["-c", cmd], runs)
+}
+
+/// Runs a program directly (no shell start-up on either side of a ratio) `runs` times after
+/// one warm-up; returns the median. `words` is split on spaces; quote nothing.
+pub fn time_argv(cwd: &Path, words: &str, runs: usize) -> Result<Timing> {
+    let mut it = words.split_whitespace();
+    let program = it.next().unwrap_or_default().to_string();
+    let args: Vec<&str> = it.collect();
+    time_command(cwd, &program, &args, runs)
+}
+
+fn time_command(cwd: &Path, program: &str, args: &[&str], runs: usize) -> Result<Timing> {
+    let cmd = format!("{program} {}", args.join(" "));
     let run_once = || -> Result<Duration> {
         let start = Instant::now();
         // Output goes to a pipe we drain, not /dev/null: GNU grep stops at the first match
         // when it sees /dev/null, which would flatter the baseline.
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
+        let status = Command::new(program)
+            .args(args)
             .current_dir(cwd)
             // A 1 GB events file must not rotate under the benchmark.
             .env("BETTY_TELEMETRY_ROTATE_BYTES", "0")
@@ -84,6 +98,8 @@ pub fn ms(d: Duration) -> String {
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
+    // `cargo xtask bench [--quick] [SUITE...]`: only the suites whose name contains a word given.
+    let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let mut build = crate::cargo();
     build.args(["build", "--release", "--workspace", "--bins"]);
     crate::step("cargo build --release", build)?;
@@ -99,6 +115,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         quick,
     };
     for (name, f) in SUITES {
+        if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {
+            continue;
+        }
         eprintln!("==> bench {name}");
         match f(&ctx, &mut rows) {
             Ok(()) => {}
@@ -139,7 +158,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             writeln!(md, "{n}")?;
         }
     }
-    std::fs::write(root.join("BENCHMARKS.md"), &md)?;
+    // A partial run prints its table but keeps the full BENCHMARKS.md.
+    if only.is_empty() {
+        std::fs::write(root.join("BENCHMARKS.md"), &md)?;
+    }
     println!("{md}");
     Ok(())
 }
@@ -242,14 +264,19 @@ fn policy_enforce(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
     copy_dir(&ctx.root.join("registry"), &one.join("registry"))?;
     let manifest = ctx.root.join("skills/policy.enforce/skill.yaml");
     let manifest = manifest.display();
-    let ours = time_shell(
+    let ours = time_argv(
         &one,
         &format!("{pe} --registry registry --action register {manifest}"),
         runs,
     )?;
-    let floor = time_shell(
+    let floor = time_command(
         &one,
-        &format!("{py} -c 'import yaml,sys; yaml.safe_load(open(sys.argv[1]))' {manifest}"),
+        &py,
+        &[
+            "-c",
+            "import yaml,sys; yaml.safe_load(open(sys.argv[1]))",
+            &manifest.to_string(),
+        ],
         runs,
     )?;
     rows.push(ratio_row(
@@ -271,9 +298,9 @@ fn policy_enforce(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
             &proj.join("registry/policies"),
         )?;
         std::fs::write(proj.join("registry/audit_log.json"), "[\n]\n")?;
-        let ours = time_shell(&proj, &format!("{pe} --registry registry --all"), runs)?;
+        let ours = time_argv(&proj, &format!("{pe} --registry registry --all"), runs)?;
         let load_all = "import yaml,glob; [yaml.safe_load(open(f)) for f in sorted(glob.glob('skills/*/skill.yaml') + glob.glob('agents/*/agent.yaml'))]";
-        let floor = time_shell(&proj, &format!("{py} -c \"{load_all}\""), runs)?;
+        let floor = time_command(&proj, &py, &["-c", load_all], runs)?;
         rows.push(ratio_row(
             "policy-enforce --all: 81 upstream manifests, one process",
             &ours,
@@ -288,7 +315,7 @@ fn policy_enforce(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
     let big = ctx.work.join("gen");
     crate::generate::project(&big, &ctx.root.join("registry"), n, 20)?;
     let cmd = format!("{pe} --registry registry --all --format json");
-    let t = time_shell(&big, &cmd, if ctx.quick { 1 } else { 3 })?;
+    let t = time_argv(&big, &cmd, if ctx.quick { 1 } else { 3 })?;
     let mem =
         peak_kib(&big, &cmd).map_or("-".into(), |k| format!("{:.1} MiB peak", k as f64 / 1024.0));
     rows.push(Row {
@@ -317,7 +344,7 @@ fn telemetry(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
     let size = std::fs::metadata(&file)?.len();
     eprintln!("    generated {n} events, {:.2} GB", size as f64 / 1e9);
     let runs = if ctx.quick { 3 } else { 5 };
-    let ours = time_shell(
+    let ours = time_argv(
         &ctx.work,
         &format!("{tq} --events {f} --event-type policy.violated --count"),
         runs,
@@ -368,7 +395,7 @@ fn telemetry(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
         5.0,
         false,
     ));
-    let last = time_shell(
+    let last = time_argv(
         &ctx.work,
         &format!("{tq} --events {f} --last 1h --count"),
         ctx.runs(),
@@ -408,8 +435,8 @@ fn telemetry(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
             r.display()
         )
     };
-    let at0 = time_shell(&ctx.work, &cap(&empty), ctx.runs())?;
-    let at_n = time_shell(&ctx.work, &cap(&reg), ctx.runs())?;
+    let at0 = time_argv(&ctx.work, &cap(&empty), ctx.runs())?;
+    let at_n = time_argv(&ctx.work, &cap(&reg), ctx.runs())?;
     let r = at_n.median.as_secs_f64() / at0.median.as_secs_f64();
     rows.push(Row {
         name: format!("telemetry-capture one event at {n} events vs at 0"),
@@ -431,7 +458,7 @@ fn registry_diff(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
     std::fs::write(dir.join("registry/audit_log.json"), "[\n]\n")?;
     let (a, b) = (dir.join("a.json"), dir.join("b.json"));
     crate::generate::registry_pair(&a, &b, 10_000)?;
-    let t = time_shell(
+    let t = time_argv(
         &dir,
         &format!("{rd} --registry registry --compare a.json b.json"),
         ctx.runs(),

@@ -125,6 +125,17 @@ pub fn append_locked(path: &Path, record: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Appends one whole record without waiting for the disk (high-volume streams such as
+/// telemetry; the caller holds the lock).
+pub fn append_locked_nosync(path: &Path, record: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::write(path, e))?;
+    f.write_all(record).map_err(|e| Error::write(path, e))
+}
+
 /// Fsyncs a folder so a rename in it survives a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match File::open(dir) {

@@ -122,6 +122,8 @@ fn concurrent_telemetry_appends_lose_nothing() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
         betty_core::telemetry::check_event(&v).unwrap();
+        // What the writer's own check accepts, the published schema accepts.
+        betty_core::schema::validate(betty_core::schema::SchemaId::TelemetryEvent, &v).unwrap();
         ids.insert(v["skill_name"].as_str().unwrap().to_string());
     }
     assert_eq!(text.lines().count(), PROCESSES * EACH);

@@ -377,7 +377,7 @@ pub fn append_with(
         buf.push(b'\n');
     }
     ensure_line_boundary(path)?;
-    fsx::append_locked(path, &buf)?;
+    fsx::append_locked_nosync(path, &buf)?;
     out.events = events;
     Ok(out)
 }
@@ -399,7 +399,7 @@ fn ensure_line_boundary(path: &Path) -> Result<(), CaptureError> {
         .and_then(|_| f.read_exact(&mut last))
         .map_err(io_err("read", path))?;
     if last[0] != b'\n' {
-        fsx::append_locked(path, b"\n")?;
+        fsx::append_locked_nosync(path, b"\n")?;
     }
     Ok(())
 }
