@@ -5,7 +5,6 @@
 //! shares) plus an index from JSON Pointer to `line:column`, so any finding about any value can
 //! be reported as `file:line:col` and shown with a snippet of the line.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -79,7 +78,16 @@ pub struct Document {
     pub source: SourceName,
     pub value: Value,
     text: Arc<str>,
-    positions: HashMap<String, Pos>,
+    positions: PosTree,
+}
+
+/// Positions mirroring the value: a container's children are in the order of its array items
+/// or object entries (objects keep insertion order, and duplicate keys are refused), so no
+/// per-node string is built while parsing; a lookup walks the pointer.
+#[derive(Clone, Debug, Default)]
+struct PosTree {
+    pos: Pos,
+    children: Vec<PosTree>,
 }
 
 impl Document {
@@ -124,8 +132,7 @@ impl Document {
                 message: yaml_message(&e),
             }
         })?;
-        let mut positions = HashMap::new();
-        let value = node.into_value(&mut String::new(), &mut positions, &source)?;
+        let (value, positions) = node.into_value(&source)?;
         Ok(Document {
             source,
             value,
@@ -140,23 +147,45 @@ impl Document {
             source,
             value,
             text: Arc::from(""),
-            positions: HashMap::new(),
+            positions: PosTree::default(),
         }
     }
 
     /// The position of the value at a JSON Pointer (`/entrypoints/0/permissions/1`), or of its
     /// nearest existing ancestor (a missing key is reported where its parent is).
     pub fn pos(&self, pointer: &str) -> Pos {
-        let mut p = pointer;
-        loop {
-            if let Some(pos) = self.positions.get(p) {
-                return *pos;
-            }
-            match p.rfind('/') {
-                Some(i) => p = &p[..i],
-                None => return Pos::START,
-            }
+        if self.positions.pos == Pos::UNKNOWN && self.positions.children.is_empty() {
+            return Pos::START;
         }
+        let mut value = &self.value;
+        let mut tree = &self.positions;
+        let tokens = pointer.strip_prefix('/').unwrap_or(pointer);
+        if pointer.is_empty() {
+            return tree.pos;
+        }
+        for raw in tokens.split('/') {
+            let token = unescape_pointer(raw);
+            // Lookups are rare (a finding's position): a linear search keeps parsing cheap.
+            let found = match value {
+                Value::Object(m) => m
+                    .iter()
+                    .enumerate()
+                    .find(|(_, (k, _))| k.as_str() == token.as_ref())
+                    .map(|(i, (_, v))| (i, v)),
+                Value::Array(a) => token
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| a.get(i).map(|v| (i, v))),
+                _ => None,
+            };
+            let Some((i, child_value)) = found else { break };
+            let Some(child_tree) = tree.children.get(i) else {
+                break;
+            };
+            tree = child_tree;
+            value = child_value;
+        }
+        tree.pos
     }
 
     /// The source line `line` (1-based), for snippets.
@@ -190,6 +219,9 @@ fn yaml_options(limits: &Limits) -> serde_saphyr::Options {
     options.budget = Some(budget);
     options.alias_limits.max_total_replayed_events = limits.max_nodes;
     options.with_snippet = false;
+    // YAML 1.2's core schema: only `true`/`false` are booleans. YAML 1.1 also read `y`, `n`,
+    // `yes`, `on`, ... as booleans, which turns a key `y:` into `true:`.
+    options.strict_booleans = true;
     options
 }
 
@@ -346,53 +378,72 @@ enum NodeValue {
 }
 
 impl Node {
-    fn into_value(
-        self,
-        pointer: &mut String,
-        positions: &mut HashMap<String, Pos>,
-        source: &SourceName,
-    ) -> Result<Value> {
-        positions.insert(pointer.clone(), self.pos);
+    fn into_value(self, source: &SourceName) -> Result<(Value, PosTree)> {
+        let pos = self.pos;
         Ok(match self.value {
-            NodeValue::Null => Value::Null,
-            NodeValue::Bool(b) => Value::Bool(b),
-            NodeValue::Int(i) => Value::Number(i.into()),
-            NodeValue::UInt(u) => Value::Number(u.into()),
+            NodeValue::Null => (Value::Null, PosTree::leaf(pos)),
+            NodeValue::Bool(b) => (Value::Bool(b), PosTree::leaf(pos)),
+            NodeValue::Int(i) => (Value::Number(i.into()), PosTree::leaf(pos)),
+            NodeValue::UInt(u) => (Value::Number(u.into()), PosTree::leaf(pos)),
             NodeValue::Float(f) => match Number::from_f64(f) {
-                Some(n) => Value::Number(n),
+                Some(n) => (Value::Number(n), PosTree::leaf(pos)),
                 None => {
                     return Err(Error::invalid(
                         source,
-                        self.pos,
+                        pos,
                         format!("`{f}` is not a finite number"),
                     ));
                 }
             },
-            NodeValue::Str(s) => Value::String(s),
+            NodeValue::Str(s) => (Value::String(s), PosTree::leaf(pos)),
             NodeValue::Seq(items) => {
                 let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.into_iter().enumerate() {
-                    let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&i.to_string());
-                    out.push(item.into_value(pointer, positions, source)?);
-                    pointer.truncate(len);
+                let mut children = Vec::with_capacity(items.len());
+                for item in items {
+                    let (v, t) = item.into_value(source)?;
+                    out.push(v);
+                    children.push(t);
                 }
-                Value::Array(out)
+                (Value::Array(out), PosTree { pos, children })
             }
             NodeValue::Map(entries) => {
                 let mut out = Map::with_capacity(entries.len());
+                let mut children = Vec::with_capacity(entries.len());
                 for (key, item) in entries {
-                    let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&escape_pointer(&key));
-                    let v = item.into_value(pointer, positions, source)?;
-                    pointer.truncate(len);
-                    out.insert(key, v);
+                    let (v, t) = item.into_value(source)?;
+                    // Duplicate keys are refused by the parser, but a merge key (`<<: *base`)
+                    // may set a key twice: the later value replaces the earlier in place.
+                    if out.contains_key(&key) {
+                        if let Some(i) = out.keys().position(|k| *k == key) {
+                            children[i] = t;
+                        }
+                        out.insert(key, v);
+                    } else {
+                        out.insert(key, v);
+                        children.push(t);
+                    }
                 }
-                Value::Object(out)
+                (Value::Object(out), PosTree { pos, children })
             }
         })
+    }
+}
+
+impl PosTree {
+    fn leaf(pos: Pos) -> PosTree {
+        PosTree {
+            pos,
+            children: Vec::new(),
+        }
+    }
+}
+
+/// Unescapes one JSON Pointer reference token (RFC 6901).
+fn unescape_pointer(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.contains('~') {
+        token.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        token.into()
     }
 }
 
@@ -576,6 +627,15 @@ mod tests {
         std::fs::write(&bad, b"name: caf\xe9\n").unwrap();
         let err = Document::read_yaml(&bad, &Limits::MANIFEST).unwrap_err();
         assert!(matches!(err, Error::NotUtf8 { offset: 9, .. }), "{err}");
+    }
+
+    #[test]
+    fn merge_keys_keep_positions_aligned() {
+        let doc = parse("base: &b {x: 1, y: 2}\nitem:\n  <<: *b\n  y: 3\n  z: 4\n").unwrap();
+        assert_eq!(doc.value["item"]["y"], 3);
+        assert_eq!(doc.value["item"]["z"], 4);
+        assert_eq!(doc.pos("/item/z"), Pos::new(5, 6));
+        assert_eq!(doc.pos("/item/y"), Pos::new(4, 6));
     }
 
     #[test]

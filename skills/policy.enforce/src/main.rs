@@ -12,6 +12,9 @@ use policy_enforce::compliance;
 use policy_enforce::policy::{Action, TargetKind};
 use policy_enforce::{CheckOptions, World};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli: Cli = match betty_cli::parse() {
         Ok(c) => c,
