@@ -208,17 +208,28 @@ impl fmt::Display for PermissionPattern {
 }
 
 /// Glob with `*` (any run of characters, `/` included) and `?` (one character).
-/// Iterative with backtracking on the last star: linear-ish, never exponential.
+/// Iterative with backtracking on the last star: O(pattern x text) at worst, never exponential,
+/// and allocation-free for ASCII (the common case on hot paths such as event filters).
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return pattern == text;
+    }
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    glob_units(&p, &t, '*', '?')
+}
+
+fn glob_units<T: PartialEq + Copy>(p: &[T], t: &[T], star_unit: T, any: T) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == any || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_unit {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -229,7 +240,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == star_unit {
         pi += 1;
     }
     pi == p.len()
@@ -325,5 +336,9 @@ mod tests {
         let text = "a".repeat(5000);
         assert!(!glob_match(&format!("{}b", "*a".repeat(50)), &text));
         assert!(glob_match("a*?*a", "abca"));
+        assert!(glob_match("é*", "été"));
+        assert!(glob_match("policy.*", "policy.violated"));
+        assert!(!glob_match("policy.*", "skill.created"));
+        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
     }
 }

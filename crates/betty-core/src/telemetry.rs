@@ -125,8 +125,9 @@ impl EventWriter {
 }
 
 /// If the file's last byte is not a newline (a writer was killed mid-line), start on a new line
-/// so the torn record stays one bad line instead of corrupting the next good one.
-fn ensure_line_boundary(path: &Path) -> Result<()> {
+/// so the torn record stays one bad line instead of corrupting the next good one. The caller
+/// holds the lock.
+pub fn ensure_line_boundary(path: &Path) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,

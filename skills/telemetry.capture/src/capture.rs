@@ -9,7 +9,6 @@
 //! event is stamped away from now (see [`crate::segments`]), starts on a fresh line after a torn
 //! one, and appends the whole batch in one write.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use betty_core::fsx;
@@ -376,32 +375,10 @@ pub fn append_with(
         serde_json::to_writer(&mut buf, e).map_err(|e| io_err("write", path)(e.into()))?;
         buf.push(b'\n');
     }
-    ensure_line_boundary(path)?;
+    betty_core::telemetry::ensure_line_boundary(path)?;
     fsx::append_locked_nosync(path, &buf)?;
     out.events = events;
     Ok(out)
-}
-
-/// If the last byte is not a newline (a writer was killed mid-line), start a new line so the
-/// torn record stays one bad line instead of swallowing the next good one.
-fn ensure_line_boundary(path: &Path) -> Result<(), CaptureError> {
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err("read", path)(e)),
-    };
-    let len = f.metadata().map_err(io_err("read", path))?.len();
-    if len == 0 {
-        return Ok(());
-    }
-    let mut last = [0u8; 1];
-    f.seek(SeekFrom::End(-1))
-        .and_then(|_| f.read_exact(&mut last))
-        .map_err(io_err("read", path))?;
-    if last[0] != b'\n' {
-        fsx::append_locked_nosync(path, b"\n")?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
