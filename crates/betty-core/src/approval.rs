@@ -383,11 +383,7 @@ impl ApprovalStore {
         operation: Option<&str>,
         now: jiff::Timestamp,
     ) -> Result<Option<ApprovalRequest>> {
-        Ok(self.list()?.into_iter().find(|r| {
-            r.subject_digest == subject_digest
-                && r.effective_status(now) == Status::Approved
-                && operation.is_none_or(|op| r.operation == op)
-        }))
+        self.find(Status::Approved, subject_digest, operation, now)
     }
 
     /// A pending request for this exact subject, if any (so callers do not request twice).
@@ -397,9 +393,19 @@ impl ApprovalStore {
         operation: Option<&str>,
         now: jiff::Timestamp,
     ) -> Result<Option<ApprovalRequest>> {
+        self.find(Status::Pending, subject_digest, operation, now)
+    }
+
+    fn find(
+        &self,
+        status: Status,
+        subject_digest: &str,
+        operation: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<Option<ApprovalRequest>> {
         Ok(self.list()?.into_iter().find(|r| {
             r.subject_digest == subject_digest
-                && r.effective_status(now) == Status::Pending
+                && r.effective_status(now) == status
                 && operation.is_none_or(|op| r.operation == op)
         }))
     }
