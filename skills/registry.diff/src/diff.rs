@@ -241,17 +241,7 @@ pub fn diff_registries(old: &Value, new: &Value, kind: Kind) -> RegistryDiff {
             });
         }
     }
-    for group in [&mut changed, &mut added, &mut removed] {
-        group.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    let mut skills = changed;
-    skills.append(&mut added);
-    skills.append(&mut removed);
-    RegistryDiff {
-        kind: Some(kind),
-        skills,
-        unchanged,
-    }
+    RegistryDiff::assemble(kind, changed, added, removed, unchanged)
 }
 
 /// A registry read without building its entries: each entry's name and raw JSON text.
@@ -375,16 +365,28 @@ pub fn diff_raw(old: &RawRegistry<'_>, new: &RawRegistry<'_>) -> RegistryDiff {
             });
         }
     }
-    for group in [&mut changed, &mut added, &mut removed] {
-        group.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    let mut skills = changed;
-    skills.append(&mut added);
-    skills.append(&mut removed);
-    RegistryDiff {
-        kind: Some(kind),
-        skills,
-        unchanged,
+    RegistryDiff::assemble(kind, changed, added, removed, unchanged)
+}
+
+impl RegistryDiff {
+    /// Changed, then added, then removed skills, each group by name: the order every output uses.
+    fn assemble(
+        kind: Kind,
+        mut changed: Vec<SkillDiff>,
+        mut added: Vec<SkillDiff>,
+        mut removed: Vec<SkillDiff>,
+        unchanged: usize,
+    ) -> RegistryDiff {
+        for group in [&mut changed, &mut added, &mut removed] {
+            group.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        changed.append(&mut added);
+        changed.append(&mut removed);
+        RegistryDiff {
+            kind: Some(kind),
+            skills: changed,
+            unchanged,
+        }
     }
 }
 
