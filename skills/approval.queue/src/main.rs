@@ -278,6 +278,7 @@ fn record(ctx: &Ctx, event: &str, req: &ApprovalRequest, verdict: Option<Verdict
         },
         &ctx.who,
     )?;
+    betty_cli::fire_alerts(&ctx.registry);
     Ok(())
 }
 

@@ -161,10 +161,20 @@ fn target_events(
             NewEvent {
                 event_type: "policy.violated".into(),
                 skill_name: Some(f.target.clone()),
+                // What happened to the operation because of this finding (the finding's level
+                // is in `context.level`): `blocked`, `warned`, `pending`, ...
                 outcome: if f.waived() {
                     "waived".into()
                 } else {
-                    f.level.as_str().into()
+                    match f.level {
+                        Level::Blocking => "blocked",
+                        Level::Pending => "pending",
+                        Level::Warning => "warned",
+                        Level::Info => "noted",
+                        Level::Audit => "recorded",
+                        Level::Approved => "approved",
+                    }
+                    .into()
                 },
                 duration_ms: None,
                 context,

@@ -1154,3 +1154,73 @@ fn a_corrupt_registry_is_an_error() {
     assert_error(&out, "corrupt registry");
     assert!(out.stderr.contains("skills.json"), "{}", out.stderr);
 }
+
+/// A blocked violation alerts at once: `policy-enforce` starts the `telemetry-capture` alert
+/// deliverer, which posts the event to the Slack-compatible hook of `telemetry/alerts.yaml`.
+#[test]
+fn a_blocked_violation_fires_the_alert_rule() {
+    use std::io::{BufRead, BufReader, Read};
+    let deliverer = Path::new(BIN).with_file_name("telemetry-capture");
+    if !deliverer.is_file() {
+        eprintln!(
+            "skipping: {} is not built (run the whole workspace's tests)",
+            deliverer.display()
+        );
+        return;
+    }
+    let p = Project::new();
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    p.write(
+        "registry/telemetry/alerts.yaml",
+        &format!(
+            "alerts:\n  - name: blocked-violations\n    event_type: policy.violated\n    outcome: blocked\n    slack: http://{}/hook\n",
+            hook.local_addr().unwrap()
+        ),
+    );
+    let out = p.run(&["--action", "create", "--skill-name", "BadName"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    // The deliverer is detached: wait for its POST (a generous bound, so a broken deliverer
+    // fails the test instead of hanging it; this is not a speed assertion).
+    hook.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut s = loop {
+        match hook.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no alert was delivered; events: {:?}",
+                    p.events()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains("BadName"), "{text}");
+    let blocked = p
+        .events()
+        .into_iter()
+        .filter(|e| e["event_type"] == "policy.violated" && e["outcome"] == "blocked")
+        .count();
+    assert_eq!(blocked, 1);
+}

@@ -542,5 +542,6 @@ fn audit(
             who,
         )
         .context("the registry was updated, but the telemetry event could not be written")?;
+    betty_cli::fire_alerts(dir);
     Ok(())
 }
