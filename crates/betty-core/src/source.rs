@@ -10,8 +10,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -120,19 +120,11 @@ impl Document {
                 expected: "a YAML mapping",
             });
         }
-        let options = yaml_options(limits);
-        let node: Node = serde_saphyr::from_str_with_options(&text, options).map_err(|e| {
-            let pos = e
-                .location()
-                .map(|l| Pos::new(l.line() as u32, l.column() as u32))
-                .unwrap_or(Pos::UNKNOWN);
-            Error::Syntax {
-                input: source.clone(),
-                pos,
-                message: yaml_message(&e),
-            }
+        let (value, positions) = yaml::load(&text, limits).map_err(|f| Error::Syntax {
+            input: source.clone(),
+            pos: f.pos,
+            message: f.message,
         })?;
-        let (value, positions) = node.into_value(&source)?;
         Ok(Document {
             source,
             value,
@@ -205,58 +197,6 @@ fn only_comments(text: &str) -> bool {
     text.lines()
         .map(str::trim)
         .all(|l| l.is_empty() || l.starts_with('#') || l == "---" || l == "...")
-}
-
-fn yaml_options(limits: &Limits) -> serde_saphyr::Options {
-    let mut options = serde_saphyr::Options::default();
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_depth = limits.max_depth;
-    budget.max_aliases = limits.max_aliases;
-    budget.max_nodes = limits.max_nodes;
-    budget.max_documents = 1;
-    budget.max_reader_input_bytes = Some(limits.max_bytes as usize);
-    budget.max_total_scalar_bytes = limits.max_bytes as usize;
-    options.budget = Some(budget);
-    options.alias_limits.max_total_replayed_events = limits.max_nodes;
-    options.with_snippet = false;
-    // YAML 1.2's core schema: only `true`/`false` are booleans. YAML 1.1 also read `y`, `n`,
-    // `yes`, `on`, ... as booleans, which turns a key `y:` into `true:`.
-    options.strict_booleans = true;
-    options
-}
-
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let full = e.without_snippet().to_string();
-    // The library appends its own "at line X, column Y"; we print positions ourselves.
-    let first = full.lines().next().unwrap_or("invalid YAML").trim();
-    let first = match first.find(" at line ") {
-        Some(i) => &first[..i],
-        None => first,
-    };
-    // Say it in the user's terms, not the library's.
-    if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
-        let key = rest
-            .split(", set DuplicateKeyPolicy")
-            .next()
-            .unwrap_or(rest);
-        return format!("duplicate key `{key}`: each key may appear once in a mapping");
-    }
-    if first.contains("alias") && (first.contains("limit") || first.contains("budget")) {
-        return format!(
-            "too many alias expansions, as in a YAML alias bomb ({first}); expand the aliases by hand"
-        );
-    }
-    if first.contains("recursion limit") || first.contains("depth") {
-        return format!(
-            "nesting too deep ({first}); the limit is {} levels",
-            limits_depth_hint()
-        );
-    }
-    first.to_string()
-}
-
-fn limits_depth_hint() -> usize {
-    Limits::MANIFEST.max_depth
 }
 
 /// Reads a whole file as UTF-8 text under the size limit.
@@ -360,80 +300,19 @@ pub fn read_json(path: &Path, limits: &Limits) -> Result<Value> {
     parse_json(&name, &text)
 }
 
-/// One YAML node with its position, as the YAML deserializer sees it.
-struct Node {
-    value: NodeValue,
-    pos: Pos,
-}
-
-enum NodeValue {
-    Null,
-    Bool(bool),
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
-    Map(Vec<(String, Node)>),
-}
-
-impl Node {
-    fn into_value(self, source: &SourceName) -> Result<(Value, PosTree)> {
-        let pos = self.pos;
-        Ok(match self.value {
-            NodeValue::Null => (Value::Null, PosTree::leaf(pos)),
-            NodeValue::Bool(b) => (Value::Bool(b), PosTree::leaf(pos)),
-            NodeValue::Int(i) => (Value::Number(i.into()), PosTree::leaf(pos)),
-            NodeValue::UInt(u) => (Value::Number(u.into()), PosTree::leaf(pos)),
-            NodeValue::Float(f) => match Number::from_f64(f) {
-                Some(n) => (Value::Number(n), PosTree::leaf(pos)),
-                None => {
-                    return Err(Error::invalid(
-                        source,
-                        pos,
-                        format!("`{f}` is not a finite number"),
-                    ));
-                }
-            },
-            NodeValue::Str(s) => (Value::String(s), PosTree::leaf(pos)),
-            NodeValue::Seq(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                let mut children = Vec::with_capacity(items.len());
-                for item in items {
-                    let (v, t) = item.into_value(source)?;
-                    out.push(v);
-                    children.push(t);
-                }
-                (Value::Array(out), PosTree { pos, children })
-            }
-            NodeValue::Map(entries) => {
-                let mut out = Map::with_capacity(entries.len());
-                let mut children = Vec::with_capacity(entries.len());
-                for (key, item) in entries {
-                    let (v, t) = item.into_value(source)?;
-                    // Duplicate keys are refused by the parser, but a merge key (`<<: *base`)
-                    // may set a key twice: the later value replaces the earlier in place.
-                    if out.contains_key(&key) {
-                        if let Some(i) = out.keys().position(|k| *k == key) {
-                            children[i] = t;
-                        }
-                        out.insert(key, v);
-                    } else {
-                        out.insert(key, v);
-                        children.push(t);
-                    }
-                }
-                (Value::Object(out), PosTree { pos, children })
-            }
-        })
-    }
-}
-
 impl PosTree {
     fn leaf(pos: Pos) -> PosTree {
         PosTree {
             pos,
             children: Vec::new(),
+        }
+    }
+
+    /// The same shape with every position at `pos`.
+    fn relocated(&self, pos: Pos) -> PosTree {
+        PosTree {
+            pos,
+            children: self.children.iter().map(|c| c.relocated(pos)).collect(),
         }
     }
 }
@@ -456,120 +335,441 @@ pub fn escape_pointer(token: &str) -> String {
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let spanned = serde_saphyr::Spanned::<Inner>::deserialize(d)?;
-        Ok(Node {
-            value: spanned.value.0,
-            pos: Pos::new(
-                spanned.referenced.line() as u32,
-                spanned.referenced.column() as u32,
-            ),
-        })
-    }
-}
+/// Builds a value and its positions straight from the YAML parser's events, in one pass
+/// (serde-saphyr's own parser, `granit_parser`, without the serde layer: positions come with
+/// every event, so no per-node span wrapper is needed). YAML 1.2 core schema: only `true`/`false`
+/// (and their capitalised forms) are booleans, `012` stays text, `.inf`/`.nan` are refused.
+mod yaml {
+    use std::borrow::Cow;
+    use std::collections::HashMap;
 
-struct Inner(NodeValue);
+    use serde_json::{Map, Number, Value};
+    use serde_saphyr::granit_parser::{Event, Marker, Options, Parser, ScalarStyle, Span, Tag};
 
-impl<'de> Deserialize<'de> for Inner {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(InnerVisitor).map(Inner)
-    }
-}
+    use super::{Pos, PosTree};
+    use crate::limits::Limits;
 
-struct InnerVisitor;
+    /// Why a document could not be loaded, and where.
+    pub(super) struct Failure {
+        pub pos: Pos,
+        pub message: String,
+    }
 
-impl<'de> Visitor<'de> for InnerVisitor {
-    type Value = NodeValue;
+    type Loaded = (Value, PosTree);
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
+    pub(super) fn load(text: &str, limits: &Limits) -> Result<Loaded, Failure> {
+        let mut options = Options::default();
+        options.set_emit_comments(false);
+        // The parser refuses deeper nesting itself, before our recursion could.
+        options.flow_nesting_limit = limits.max_depth.min(u16::MAX as usize) as _;
+        options.block_nesting_limit = limits.max_depth.min(u16::MAX as usize) as _;
+        let mut loader = Loader {
+            parser: Parser::new_from_str_with_options(text, options),
+            limits,
+            anchors: HashMap::new(),
+            nodes: 0,
+            aliases: 0,
+            bytes: 0,
+        };
+        loader.document()
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::Bool(v))
+
+    struct Anchored {
+        value: Value,
+        tree: PosTree,
+        nodes: usize,
+        bytes: usize,
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::Int(v))
+
+    struct Loader<'t, 'l> {
+        parser: Parser<'t, serde_saphyr::granit_parser::StrInput<'t>>,
+        limits: &'l Limits,
+        anchors: HashMap<usize, Anchored>,
+        nodes: usize,
+        aliases: usize,
+        /// Scalar bytes produced, aliases' copies included.
+        bytes: usize,
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::UInt(v))
+
+    fn pos(m: &Marker) -> Pos {
+        Pos::new(m.line() as u32, m.col() as u32 + 1)
     }
-    fn visit_i128<E: de::Error>(self, v: i128) -> std::result::Result<NodeValue, E> {
-        i64::try_from(v)
-            .map(NodeValue::Int)
-            .map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> std::result::Result<NodeValue, E> {
-        u64::try_from(v)
-            .map(NodeValue::UInt)
-            .map_err(|_| E::custom("integer out of range"))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::Float(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::Str(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::Str(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> std::result::Result<NodeValue, E> {
-        Ok(NodeValue::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<NodeValue, D::Error> {
-        Inner::deserialize(d).map(|i| i.0)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<NodeValue, A::Error> {
-        let mut items = Vec::new();
-        while let Some(n) = seq.next_element::<Node>()? {
-            items.push(n);
+
+    fn fail(at: &Marker, message: impl Into<String>) -> Failure {
+        Failure {
+            pos: pos(at),
+            message: message.into(),
         }
-        Ok(NodeValue::Seq(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<NodeValue, A::Error> {
-        let mut entries: Vec<(String, Node)> = Vec::new();
-        while let Some(k) = map.next_key::<Key>()? {
-            let v = map.next_value::<Node>()?;
-            entries.push((k.0, v));
-        }
-        Ok(NodeValue::Map(entries))
-    }
-}
 
-/// A mapping key: any scalar, kept as its text (`1: x` has the key `"1"`).
-struct Key(String);
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a scalar mapping key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Key, E> {
-                Ok(Key(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> std::result::Result<Key, E> {
-                Ok(Key("null".to_string()))
+    impl<'t> Loader<'t, '_> {
+        fn next(&mut self) -> Result<(Event<'t>, Span), Failure> {
+            match self.parser.next_event() {
+                Some(Ok(ev)) => Ok(ev),
+                Some(Err(e)) => Err(Failure {
+                    pos: pos(e.marker()),
+                    message: e.info(),
+                }),
+                None => Err(Failure {
+                    pos: Pos::UNKNOWN,
+                    message: "unexpected end of the document".into(),
+                }),
             }
         }
-        d.deserialize_any(KeyVisitor)
+
+        fn document(&mut self) -> Result<Loaded, Failure> {
+            let mut root = None;
+            loop {
+                let (ev, span) = self.next()?;
+                match ev {
+                    Event::StreamStart | Event::DocumentEnd => {}
+                    Event::Anchor(..) => {}
+                    Event::DocumentStart(..) if root.is_some() => {
+                        return Err(fail(
+                            &span.start,
+                            "a second YAML document (after `---`): one file holds one document",
+                        ));
+                    }
+                    Event::DocumentStart(..) => {
+                        let (ev, span) = self.next()?;
+                        root = Some(self.node(ev, span, 0)?);
+                    }
+                    Event::StreamEnd => {
+                        return root.ok_or_else(|| fail(&span.start, "no YAML document"));
+                    }
+                    _ => return Err(fail(&span.start, "unexpected YAML event")),
+                }
+            }
+        }
+
+        fn count(&mut self, nodes: usize, bytes: usize, at: &Marker) -> Result<(), Failure> {
+            self.nodes += nodes;
+            self.bytes += bytes;
+            if self.nodes > self.limits.max_nodes {
+                return Err(fail(
+                    at,
+                    format!(
+                        "more than {} values in one document; split the file",
+                        self.limits.max_nodes
+                    ),
+                ));
+            }
+            if self.bytes as u64 > self.limits.max_bytes {
+                return Err(fail(
+                    at,
+                    format!(
+                        "the document expands to more than {} bytes of text (aliases included)",
+                        self.limits.max_bytes
+                    ),
+                ));
+            }
+            Ok(())
+        }
+
+        fn node(&mut self, ev: Event<'t>, span: Span, depth: usize) -> Result<Loaded, Failure> {
+            if depth > self.limits.max_depth {
+                return Err(fail(
+                    &span.start,
+                    format!(
+                        "nesting too deep; the limit is {} levels",
+                        self.limits.max_depth
+                    ),
+                ));
+            }
+            let at = pos(&span.start);
+            let (start_nodes, start_bytes) = (self.nodes, self.bytes);
+            let (loaded, anchor) = match ev {
+                Event::Scalar(text, style, anchor, tag) => {
+                    self.count(1, text.len(), &span.start)?;
+                    let value = scalar(text, style, tag.as_deref(), &span.start)?;
+                    ((value, PosTree::leaf(at)), anchor)
+                }
+                Event::SequenceStart(_, anchor, _) => {
+                    self.count(1, 0, &span.start)?;
+                    let mut items = Vec::new();
+                    let mut children = Vec::new();
+                    loop {
+                        let (ev, span) = self.next()?;
+                        if matches!(ev, Event::SequenceEnd) {
+                            break;
+                        }
+                        let (v, t) = self.node(ev, span, depth + 1)?;
+                        items.push(v);
+                        children.push(t);
+                    }
+                    ((Value::Array(items), PosTree { pos: at, children }), anchor)
+                }
+                Event::MappingStart(_, anchor, _) => {
+                    self.count(1, 0, &span.start)?;
+                    (self.mapping(at, depth)?, anchor)
+                }
+                Event::Alias(id) => return self.alias(id, &span.start),
+                _ => return Err(fail(&span.start, "unexpected YAML event")),
+            };
+            if anchor != 0 {
+                self.anchors.insert(
+                    anchor,
+                    Anchored {
+                        value: loaded.0.clone(),
+                        tree: loaded.1.clone(),
+                        nodes: self.nodes - start_nodes,
+                        bytes: self.bytes - start_bytes,
+                    },
+                );
+            }
+            Ok(loaded)
+        }
+
+        fn alias(&mut self, id: usize, at: &Marker) -> Result<Loaded, Failure> {
+            self.aliases += 1;
+            if self.aliases > self.limits.max_aliases {
+                return Err(fail(
+                    at,
+                    format!(
+                        "too many alias expansions (over {}), as in a YAML alias bomb; expand the aliases by hand",
+                        self.limits.max_aliases
+                    ),
+                ));
+            }
+            let Some(a) = self.anchors.get(&id) else {
+                return Err(fail(at, "an alias names no anchor defined before it"));
+            };
+            let (nodes, bytes) = (a.nodes, a.bytes);
+            // Counted before copying: an alias bomb stops here, not after filling memory.
+            self.count(nodes, bytes, at).map_err(|e| Failure {
+                message: format!("too many alias expansions, as in a YAML alias bomb ({}); expand the aliases by hand", e.message),
+                ..e
+            })?;
+            let a = &self.anchors[&id];
+            // Every value an alias brings in is reported where the alias is: that is the line
+            // that put it there.
+            Ok((a.value.clone(), a.tree.relocated(pos(at))))
+        }
+
+        fn mapping(&mut self, at: Pos, depth: usize) -> Result<Loaded, Failure> {
+            let mut map = Map::new();
+            let mut children: Vec<PosTree> = Vec::new();
+            // Keys a merge (`<<: *base`) brought in: an explicit key may replace them once.
+            let mut merged: Vec<String> = Vec::new();
+            loop {
+                let (ev, span) = self.next()?;
+                let key = match ev {
+                    Event::MappingEnd => break,
+                    Event::Scalar(text, style, _, _) => {
+                        self.count(1, text.len(), &span.start)?;
+                        if style == ScalarStyle::Plain && text == "<<" {
+                            let (ev, vspan) = self.next()?;
+                            let (value, tree) = self.node(ev, vspan, depth + 1)?;
+                            merge(
+                                &mut map,
+                                &mut children,
+                                &mut merged,
+                                value,
+                                tree,
+                                &vspan.start,
+                            )?;
+                            continue;
+                        }
+                        text.into_owned()
+                    }
+                    Event::Alias(id) => match self.alias(id, &span.start)? {
+                        (Value::String(s), _) => s,
+                        _ => return Err(fail(&span.start, "a mapping key must be text")),
+                    },
+                    _ => {
+                        return Err(fail(
+                            &span.start,
+                            "a mapping key must be text, not a list or mapping",
+                        ));
+                    }
+                };
+                let (ev, vspan) = self.next()?;
+                let (value, tree) = self.node(ev, vspan, depth + 1)?;
+                match map.contains_key(&key) {
+                    true => {
+                        let Some(m) = merged.iter().position(|k| *k == key) else {
+                            return Err(fail(
+                                &span.start,
+                                format!(
+                                    "duplicate key `{key}`: each key may appear once in a mapping"
+                                ),
+                            ));
+                        };
+                        merged.swap_remove(m);
+                        if let Some(i) = map.keys().position(|k| *k == key) {
+                            children[i] = tree;
+                        }
+                        map.insert(key, value);
+                    }
+                    false => {
+                        map.insert(key, value);
+                        children.push(tree);
+                    }
+                }
+            }
+            Ok((Value::Object(map), PosTree { pos: at, children }))
+        }
+    }
+
+    /// `<<: *base` or `<<: [*a, *b]`: keys not yet set are taken from each mapping in turn.
+    fn merge(
+        map: &mut Map<String, Value>,
+        children: &mut Vec<PosTree>,
+        merged: &mut Vec<String>,
+        value: Value,
+        tree: PosTree,
+        at: &Marker,
+    ) -> Result<(), Failure> {
+        let sources: Vec<(Value, PosTree)> = match value {
+            Value::Object(_) => vec![(value, tree)],
+            Value::Array(items) => items.into_iter().zip(tree.children).collect(),
+            _ => {
+                return Err(fail(
+                    at,
+                    "a merge key `<<` takes a mapping or a list of mappings",
+                ));
+            }
+        };
+        for (source, tree) in sources {
+            let Value::Object(source) = source else {
+                return Err(fail(
+                    at,
+                    "a merge key `<<` takes a mapping or a list of mappings",
+                ));
+            };
+            for ((k, v), t) in source.into_iter().zip(tree.children) {
+                if !map.contains_key(&k) {
+                    merged.push(k.clone());
+                    map.insert(k, v);
+                    children.push(t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scalar(
+        text: Cow<'_, str>,
+        style: ScalarStyle,
+        tag: Option<&Tag>,
+        at: &Marker,
+    ) -> Result<Value, Failure> {
+        let core = tag.and_then(Tag::core_suffix);
+        // `! text` (the non-specific tag) and `!!str` keep the text as written.
+        let as_text = matches!(core, Some("str"))
+            || tag.is_some_and(|t| t.original() == "!")
+            || (style != ScalarStyle::Plain && core.is_none());
+        if as_text {
+            return Ok(Value::String(text.into_owned()));
+        }
+        let t = text.as_ref();
+        let typed = |what: &str, v: Option<Value>| {
+            v.ok_or_else(|| fail(at, format!("`{t}` is tagged `!!{what}` but is not one")))
+        };
+        match core {
+            Some("null") => return Ok(Value::Null),
+            Some("bool") => return typed("bool", bool_of(t).map(Value::Bool)),
+            Some("int") => return typed("int", int_of(t)),
+            Some("float") => {
+                return typed("float", float_of(t, at)?.or_else(|| int_of(t)));
+            }
+            _ => {}
+        }
+        if matches!(t, "" | "~" | "null" | "Null" | "NULL") {
+            return Ok(Value::Null);
+        }
+        if let Some(b) = bool_of(t) {
+            return Ok(Value::Bool(b));
+        }
+        if let Some(n) = int_of(t) {
+            return Ok(n);
+        }
+        if let Some(f) = float_of(t, at)? {
+            return Ok(f);
+        }
+        Ok(Value::String(text.into_owned()))
+    }
+
+    fn bool_of(t: &str) -> Option<bool> {
+        match t {
+            "true" | "True" | "TRUE" => Some(true),
+            "false" | "False" | "FALSE" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// YAML 1.2 core integers: `[-+]?[0-9]+` (no leading zero), `0o17`, `0x1F`. Too large for
+    /// 64 bits: `None` (it is read as a float).
+    fn int_of(t: &str) -> Option<Value> {
+        let digits = |s: &str, radix: u32| !s.is_empty() && s.chars().all(|c| c.is_digit(radix));
+        if let Some(h) = t.strip_prefix("0x") {
+            return digits(h, 16)
+                .then(|| u64::from_str_radix(h, 16).ok())
+                .flatten()
+                .map(Value::from);
+        }
+        if let Some(o) = t.strip_prefix("0o") {
+            return digits(o, 8)
+                .then(|| u64::from_str_radix(o, 8).ok())
+                .flatten()
+                .map(Value::from);
+        }
+        let (neg, body) = match t.as_bytes().first() {
+            Some(b'-') => (true, &t[1..]),
+            Some(b'+') => (false, &t[1..]),
+            _ => (false, t),
+        };
+        if !digits(body, 10) || (body.len() > 1 && body.starts_with('0')) {
+            return None;
+        }
+        if neg {
+            t.parse::<i64>().ok().map(Value::from)
+        } else {
+            body.parse::<u64>().ok().map(Value::from)
+        }
+    }
+
+    /// YAML 1.2 core floats. `.inf`, `.nan` and literals too large for 64 bits are refused:
+    /// every number we keep must be finite.
+    fn float_of(t: &str, at: &Marker) -> Result<Option<Value>, Failure> {
+        let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+        if matches!(body, ".inf" | ".Inf" | ".INF") || matches!(t, ".nan" | ".NaN" | ".NAN") {
+            return Err(fail(at, format!("`{t}` is not a finite number")));
+        }
+        let b = body.as_bytes();
+        let mut i = 0;
+        let int_digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        i += int_digits;
+        let mut frac_digits = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            frac_digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            i += frac_digits;
+        }
+        if int_digits + frac_digits == 0 {
+            return Ok(None);
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'-' | b'+')) {
+                i += 1;
+            }
+            let exp = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if exp == 0 {
+                return Ok(None);
+            }
+            i += exp;
+        }
+        // `012` is not a number in YAML 1.2's core schema (nor octal): it stays text.
+        let leading_zero = int_digits > 1 && body.starts_with('0') && i == int_digits;
+        if i != b.len() || leading_zero {
+            return Ok(None);
+        }
+        match t.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Number::from_f64(f).map(Value::Number)),
+            Ok(_) => Err(fail(at, format!("`{t}` is not a finite number"))),
+            Err(_) => Ok(None),
+        }
     }
 }
 
@@ -636,6 +836,87 @@ mod tests {
         assert_eq!(doc.value["item"]["z"], 4);
         assert_eq!(doc.pos("/item/z"), Pos::new(5, 6));
         assert_eq!(doc.pos("/item/y"), Pos::new(4, 6));
+    }
+
+    #[test]
+    fn scalars_follow_the_yaml_1_2_core_schema() {
+        let doc = parse(concat!(
+            "a: 012\nb: 0x1F\nc: 0o17\nd: 1e5\ne: .5\nf: -0\ng: +12\nh: 99999999999999999999\n",
+            "i: True\nj: yes\nk: ~\nl: Null\nm: ''\nn: !!str 12\no: ! 12\np: !!int '7'\n",
+            "q: 1_000\nr: -1.5e-3\ns: \"true\"\nt:\nu: on\nv: 1.0\nw: -7\nx: !!float 3\n",
+        ))
+        .unwrap();
+        let v = &doc.value;
+        // Leading zeros and underscores are not YAML 1.2 numbers: the text is kept as written.
+        assert_eq!(v["a"], "012");
+        assert_eq!(v["q"], "1_000");
+        assert_eq!(v["b"], 31);
+        assert_eq!(v["c"], 15);
+        assert_eq!(v["d"], 100000.0);
+        assert_eq!(v["e"], 0.5);
+        assert_eq!(v["f"], 0);
+        assert_eq!(v["g"], 12);
+        assert_eq!(v["h"], 1e20);
+        assert_eq!(v["i"], true);
+        assert_eq!(v["j"], "yes");
+        assert_eq!(v["u"], "on");
+        assert!(v["k"].is_null() && v["l"].is_null() && v["t"].is_null());
+        assert_eq!(v["m"], "");
+        assert_eq!(v["n"], "12");
+        assert_eq!(v["o"], "12");
+        assert_eq!(v["p"], 7);
+        assert_eq!(v["r"], -0.0015);
+        assert_eq!(v["s"], "true");
+        assert_eq!(v["v"], 1.0);
+        assert_eq!(v["w"], -7);
+        assert_eq!(v["x"], 3.0);
+        for bad in [
+            "a: .inf\n",
+            "a: -.Inf\n",
+            "a: .nan\n",
+            "a: 1e999\n",
+            "a: !!int x\n",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(matches!(err, Error::Syntax { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("test.yaml:1:"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn aliases_and_merges() {
+        let doc =
+            parse("a: &a [1, 2]\nb: *a\nbase: &b {x: 1, y: 2}\nitem:\n  y: 0\n  <<: *b\n").unwrap();
+        assert_eq!(doc.value["b"], serde_json::json!([1, 2]));
+        // What an alias brings in is reported at the alias.
+        assert_eq!(doc.pos("/b/1"), Pos::new(2, 4));
+        // An explicit key wins over a merged one, wherever the merge is.
+        assert_eq!(doc.value["item"], serde_json::json!({"y": 0, "x": 1}));
+        assert_eq!(doc.pos("/item/y"), Pos::new(5, 6));
+        assert_eq!(doc.pos("/item/x"), Pos::new(6, 7));
+        let many = parse("a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n").unwrap();
+        assert_eq!(many.value["c"], serde_json::json!({"x": 1, "y": 2}));
+        for (bad, expect) in [
+            (
+                "a: &a {x: 1}\nb:\n  <<: *a\n  x: 2\n  x: 3\n",
+                "duplicate key `x`",
+            ),
+            ("a: &a [*a]\n", "no anchor"),
+            ("a: 1\n<<: 5\n", "merge key"),
+            ("? [a]\n: 1\n", "must be text"),
+            ("a: 1\n---\nb: 2\n", "second YAML document"),
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains(expect), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_alias_of_a_long_text_is_counted_by_its_bytes() {
+        let long = "x".repeat(1 << 20);
+        let text = format!("a: &a \"{long}\"\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n");
+        let err = parse(&text).unwrap_err();
+        assert!(err.to_string().contains("alias bomb"), "{err}");
     }
 
     #[test]

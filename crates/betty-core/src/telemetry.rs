@@ -58,6 +58,14 @@ impl EventWriter {
 
     /// Completes, redacts and checks an event without writing it.
     pub fn complete(&self, event: NewEvent, who: &Identity) -> Result<Value> {
+        let mut value = self.complete_unchecked(event, who)?;
+        redact(&mut value);
+        check_event(&value)?;
+        Ok(value)
+    }
+
+    /// The event with every field filled in, not yet redacted or checked.
+    fn complete_unchecked(&self, event: NewEvent, who: &Identity) -> Result<Value> {
         let mut context = event.context;
         context
             .entry("tool")
@@ -99,10 +107,40 @@ impl EventWriter {
             },
         );
         obj.insert("schema_version".into(), EVENT_SCHEMA_VERSION.into());
-        let mut value = Value::Object(obj);
+        Ok(Value::Object(obj))
+    }
+
+    /// Completes, redacts and checks an event like [`EventWriter::complete`], and appends it to
+    /// `lines` as one line of `events.jsonl`, serialized once (a batch's events are written
+    /// with [`EventWriter::append_lines`]).
+    pub fn complete_line(
+        &self,
+        event: NewEvent,
+        who: &Identity,
+        lines: &mut Vec<u8>,
+    ) -> Result<()> {
+        let mut value = self.complete_unchecked(event, who)?;
         redact(&mut value);
-        check_event(&value)?;
-        Ok(value)
+        check_event_fields(&value)?;
+        let start = lines.len();
+        serde_json::to_writer(&mut *lines, &value)
+            .map_err(|e| Error::write(&self.path, e.into()))?;
+        check_event_size((lines.len() - start) as u64).inspect_err(|_| lines.truncate(start))?;
+        lines.push(b'\n');
+        Ok(())
+    }
+
+    /// Appends whole lines made by [`EventWriter::complete_line`], all in one write.
+    pub fn append_lines(&self, lines: &[u8]) -> Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        }
+        let _lock = fsx::LockGuard::exclusive(&self.path)?;
+        ensure_line_boundary(&self.path)?;
+        // Events are not fsynced one by one (the audit trail is): a power cut may lose the last
+        // events or tear the last line, which readers report and skip; a killed process loses
+        // nothing, since the write is whole.
+        fsx::append_locked_nosync(&self.path, lines)
     }
 
     /// Appends already-complete events, all in one write (a batch is all or nothing).
@@ -112,15 +150,7 @@ impl EventWriter {
             serde_json::to_writer(&mut buf, e).map_err(|e| Error::write(&self.path, e.into()))?;
             buf.push(b'\n');
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-        }
-        let _lock = fsx::LockGuard::exclusive(&self.path)?;
-        ensure_line_boundary(&self.path)?;
-        // Events are not fsynced one by one (the audit trail is): a power cut may lose the last
-        // events or tear the last line, which readers report and skip; a killed process loses
-        // nothing, since the write is whole.
-        fsx::append_locked_nosync(&self.path, &buf)
+        self.append_lines(&buf)
     }
 }
 
@@ -163,6 +193,12 @@ fn bad_event(field: &str, reason: &str) -> Error {
 /// than recording one event, so the writer checks here, and tests check that what the writer
 /// accepts the schema accepts too.
 pub fn check_event(v: &Value) -> Result<()> {
+    check_event_fields(v)?;
+    check_event_size(serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX) as u64)
+}
+
+/// [`check_event`] but for the size, which the caller checks on the bytes it writes.
+fn check_event_fields(v: &Value) -> Result<()> {
     let Some(obj) = v.as_object() else {
         return Err(bad_event("event", "must be a JSON object"));
     };
@@ -221,7 +257,10 @@ pub fn check_event(v: &Value) -> Result<()> {
         }
         _ => return Err(bad_event("context", "must be an object")),
     }
-    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX) as u64;
+    Ok(())
+}
+
+fn check_event_size(size: u64) -> Result<()> {
     if size > Limits::EVENT.max_bytes {
         return Err(bad_event(
             "event",
@@ -292,30 +331,46 @@ pub fn is_secret_key(key: &str) -> bool {
         ("signing", "key"),
         ("session", "token"),
     ];
-    let mut words: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut prev_lower = false;
-    for c in key.chars() {
-        if !c.is_ascii_alphanumeric() {
-            if !cur.is_empty() {
-                words.push(std::mem::take(&mut cur));
+    // Called for every key of every event: compares in place, allocates nothing.
+    let mut prev: Option<&str> = None;
+    for w in key_words(key) {
+        if WORDS.iter().any(|x| x.eq_ignore_ascii_case(w))
+            || prev.is_some_and(|p| {
+                PAIRS
+                    .iter()
+                    .any(|(a, b)| a.eq_ignore_ascii_case(p) && b.eq_ignore_ascii_case(w))
+            })
+        {
+            return true;
+        }
+        prev = Some(w);
+    }
+    false
+}
+
+/// The words of a key: split on anything not an ASCII letter or digit, and where a lowercase
+/// letter or digit is followed by an uppercase one (`apiKey` is `api`, `Key`).
+fn key_words(key: &str) -> impl Iterator<Item = &str> {
+    let b = key.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() && !b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == b.len() {
+            return None;
+        }
+        let start = i;
+        let mut prev_lower = false;
+        while i < b.len() && b[i].is_ascii_alphanumeric() {
+            if b[i].is_ascii_uppercase() && prev_lower {
+                break;
             }
-            prev_lower = false;
-            continue;
+            prev_lower = b[i].is_ascii_lowercase() || b[i].is_ascii_digit();
+            i += 1;
         }
-        if c.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
-            words.push(std::mem::take(&mut cur));
-        }
-        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        cur.push(c.to_ascii_lowercase());
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words.iter().any(|w| WORDS.contains(&w.as_str()))
-        || words
-            .windows(2)
-            .any(|p| PAIRS.contains(&(p[0].as_str(), p[1].as_str())))
+        Some(&key[start..i])
+    })
 }
 
 /// Bearer tokens, GitHub and Slack tokens, AWS access key ids, OpenAI-style keys, PEM keys.
@@ -359,6 +414,41 @@ mod tests {
             session_id: "s-1".into(),
             ip_address: "127.0.0.1".into(),
         }
+    }
+
+    #[test]
+    fn a_completed_line_is_the_completed_event_serialized_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("telemetry/events.jsonl");
+        let w = EventWriter::new(&path, "policy-enforce");
+        let event = |context: Map<String, Value>| NewEvent {
+            event_type: "policy.enforced".into(),
+            event_id: Some("01890a5d-ac96-774b-bcce-b302099a8057".into()),
+            timestamp: Some("2026-11-28T08:00:00.000000Z".into()),
+            skill_name: Some("data.transform".into()),
+            outcome: "passed".into(),
+            context,
+            ..NewEvent::default()
+        };
+        let mut context = Map::new();
+        context.insert("password".into(), "hunter2".into());
+        let mut lines = Vec::new();
+        w.complete_line(event(context.clone()), &who(), &mut lines)
+            .unwrap();
+        let value = w.complete(event(context), &who()).unwrap();
+        let mut expected = serde_json::to_vec(&value).unwrap();
+        expected.push(b'\n');
+        assert_eq!(lines, expected);
+        assert!(!String::from_utf8_lossy(&lines).contains("hunter2"));
+        // Too large: refused, and nothing half-written is left in the buffer.
+        let mut big = Map::new();
+        big.insert("blob".into(), "x".repeat(2 << 20).into());
+        let before = lines.len();
+        let err = w.complete_line(event(big), &who(), &mut lines).unwrap_err();
+        assert!(err.to_string().contains("over the limit"), "{err}");
+        assert_eq!(lines.len(), before);
+        w.append_lines(&lines).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), lines);
     }
 
     #[test]

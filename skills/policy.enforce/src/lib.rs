@@ -14,6 +14,7 @@ pub mod cli;
 pub mod compliance;
 pub mod engine;
 pub mod fixture;
+pub mod par;
 pub mod policy;
 pub mod record;
 pub mod report;
@@ -129,10 +130,35 @@ impl World {
     }
 }
 
+/// What a run reads from disk whatever the policies say (the manifests of `--all`), so it can
+/// be read while the policies and the registry load.
+#[derive(Debug, Default)]
+pub struct Prefetch {
+    all: Option<Result<Vec<Target>, Vec<betty_core::Error>>>,
+}
+
+/// Reads what [`Prefetch`] holds for these options.
+pub fn prefetch(registry_dir: &RegistryDir, opts: &CheckOptions) -> Prefetch {
+    Prefetch {
+        all: opts.all.then(|| {
+            target::read_manifests(&target::discover_manifests(&registry_dir.project_root()))
+        }),
+    }
+}
+
 /// Runs one enforcement: gathers the targets the options name, evaluates, and reports.
 pub fn check(world: &World, opts: &CheckOptions) -> Result<Report, RunError> {
+    check_prefetched(world, opts, prefetch(&world.registry_dir, opts))
+}
+
+/// [`check`], with the files [`prefetch`] already read.
+pub fn check_prefetched(
+    world: &World,
+    opts: &CheckOptions,
+    pre: Prefetch,
+) -> Result<Report, RunError> {
     let started = std::time::Instant::now();
-    let targets = gather(world, opts)?;
+    let targets = gather(world, opts, pre)?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         targets = targets.len(),
@@ -209,7 +235,7 @@ fn manifest_kind(path: &str, given: Option<TargetKind>) -> TargetKind {
     }
 }
 
-fn gather(world: &World, opts: &CheckOptions) -> Result<Vec<Target>, RunError> {
+fn gather(world: &World, opts: &CheckOptions, pre: Prefetch) -> Result<Vec<Target>, RunError> {
     let mut targets: Vec<Target> = Vec::new();
     let operation = matches!(opts.action, Some(Action::Execute | Action::Deploy));
     if let Some(name) = &opts.skill_name {
@@ -226,9 +252,8 @@ fn gather(world: &World, opts: &CheckOptions) -> Result<Vec<Target>, RunError> {
     if opts.action == Some(Action::Audit) {
         targets.extend(audit_targets(world)?);
     }
-    if opts.all {
-        let found = target::discover_manifests(&world.registry_dir.project_root());
-        targets.extend(target::read_manifests(&found).map_err(RunError::Inputs)?);
+    if let Some(all) = pre.all {
+        targets.extend(all.map_err(RunError::Inputs)?);
     }
     let mut errors = Vec::new();
     for input in &opts.inputs {

@@ -147,12 +147,6 @@ fn enforce(
         anyhow::bail!("`--environment` goes with `--action deploy`");
     }
     let identity = common.identity()?;
-    let world = World::load(registry_dir, args.policies.as_deref(), args.action)?;
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        policies = world.policies.policies.len(),
-        "policies and registry loaded"
-    );
     let opts = CheckOptions {
         action: args.action,
         skill_name: args.skill_name,
@@ -167,7 +161,27 @@ fn enforce(
         environment: args.environment,
         policies: args.policies,
     };
-    let report = policy_enforce::check(&world, &opts)?;
+    // The manifests of `--all` are read while the policies and the registry load.
+    let load = |dir| World::load(dir, opts.policies.as_deref(), opts.action);
+    let (world, pre) = if opts.all {
+        std::thread::scope(|s| {
+            let pre = s.spawn(|| policy_enforce::prefetch(&registry_dir, &opts));
+            let world = load(registry_dir.clone());
+            match pre.join() {
+                Ok(pre) => (world, pre),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    } else {
+        (load(registry_dir), policy_enforce::Prefetch::default())
+    };
+    let world = world?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        policies = world.policies.policies.len(),
+        "policies, registry and --all manifests loaded"
+    );
+    let report = policy_enforce::check_prefetched(&world, &opts, pre)?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         targets = report.results.len(),

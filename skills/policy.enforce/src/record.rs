@@ -25,42 +25,22 @@ pub fn record(
     let writer = EventWriter::new(&registry.events_jsonl(), TOOL);
     // Completing an event (ids, redaction, schema check) is the costly part of a large batch:
     // spread it over the cores, then write everything in one append.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(report.results.len().div_ceil(16).max(1));
-    let chunk = report.results.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<Value>, betty_core::Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = report
-            .results
-            .chunks(chunk)
-            .map(|part| {
-                let writer = &writer;
-                s.spawn(move || {
-                    let mut events = Vec::new();
-                    for r in part {
-                        target_events(
-                            r,
-                            action,
-                            report.strict,
-                            duration_ms,
-                            writer,
-                            who,
-                            &mut events,
-                        )?;
-                    }
-                    Ok(events)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new())))
-            .collect()
+    let parts = crate::par::map(&report.results, 16, |r| {
+        let mut lines = Vec::new();
+        target_events(
+            r,
+            action,
+            report.strict,
+            duration_ms,
+            &writer,
+            who,
+            &mut lines,
+        )
+        .map(|()| lines)
     });
-    let mut events = Vec::new();
+    let mut lines = Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
     for part in parts {
-        events.extend(part?);
+        lines.extend_from_slice(&part?);
     }
     let skill = match report.results.as_slice() {
         [one] => Some(one.target.name.clone()),
@@ -98,7 +78,7 @@ pub fn record(
     };
     // The audit entry first: if it cannot be written, nothing else claims a decision was made.
     let head = AuditLog::new(&registry.audit_log()).append(&record, who)?;
-    writer.append_values(&events)?;
+    writer.append_lines(&lines)?;
     Ok(head)
 }
 
@@ -109,7 +89,7 @@ fn target_events(
     duration_ms: f64,
     writer: &EventWriter,
     who: &Identity,
-    events: &mut Vec<Value>,
+    lines: &mut Vec<u8>,
 ) -> Result<(), betty_core::Error> {
     let mut context = Map::new();
     context.insert("action".into(), action.into());
@@ -127,7 +107,7 @@ fn target_events(
     context.insert("results".into(), Value::Object(notable));
     context.insert("findings".into(), r.findings.len().into());
     context.insert("strict".into(), strict.into());
-    events.push(writer.complete(
+    writer.complete_line(
         NewEvent {
             event_type: "policy.enforced".into(),
             skill_name: Some(r.target.name.clone()),
@@ -137,7 +117,8 @@ fn target_events(
             ..NewEvent::default()
         },
         who,
-    )?);
+        lines,
+    )?;
     for f in r.findings.iter().filter(|f| f.level != Level::Approved) {
         let mut context = Map::new();
         context.insert("action".into(), action.into());
@@ -157,7 +138,7 @@ fn target_events(
             format!("{}:{}:{}", f.file, f.line, f.column).into(),
         );
         context.insert("detail".into(), f.detail.clone().into());
-        events.push(writer.complete(
+        writer.complete_line(
             NewEvent {
                 event_type: "policy.violated".into(),
                 skill_name: Some(f.target.clone()),
@@ -181,7 +162,8 @@ fn target_events(
                 ..NewEvent::default()
             },
             who,
-        )?);
+            lines,
+        )?;
     }
     Ok(())
 }

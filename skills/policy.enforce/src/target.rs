@@ -324,27 +324,7 @@ pub fn discover_workflows(project_root: &Path) -> Vec<PathBuf> {
 
 /// Reads many manifests, spread over the available cores; every error is kept.
 pub fn read_manifests(paths: &[(PathBuf, TargetKind)]) -> Result<Vec<Target>, Vec<Error>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(paths.len().div_ceil(32).max(1));
-    let chunk = paths.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Target, Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|(p, k)| read_manifest(p, *k))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let results = crate::par::map(paths, 8, |(p, k)| read_manifest(p, *k));
     let mut targets = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
     for r in results {
