@@ -30,8 +30,56 @@ pub fn time_argv(cwd: &Path, words: &str, runs: usize) -> Result<Timing> {
 }
 
 fn time_command(cwd: &Path, program: &str, args: &[&str], runs: usize) -> Result<Timing> {
+    let run_once = command_runner(cwd, program, args);
+    run_once()?;
+    let mut times: Vec<Duration> = (0..runs).map(|_| run_once()).collect::<Result<_>>()?;
+    times.sort();
+    Ok(Timing {
+        median: times[times.len() / 2],
+    })
+}
+
+/// Times two commands run by turns (ours, baseline, ours, ...), so a change in the machine's
+/// load while the benchmark runs weighs on both sides alike instead of on whichever ran then.
+fn time_pair(
+    cwd: &Path,
+    ours: &str,
+    base_program: &str,
+    base_args: &[&str],
+    runs: usize,
+) -> Result<(Timing, Timing)> {
+    let mut it = ours.split_whitespace();
+    let program = it.next().unwrap_or_default().to_string();
+    let args: Vec<&str> = it.collect();
+    let a = command_runner(cwd, &program, &args);
+    let b = command_runner(cwd, base_program, base_args);
+    a()?;
+    b()?;
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ta.push(a()?);
+        tb.push(b()?);
+    }
+    ta.sort();
+    tb.sort();
+    Ok((
+        Timing {
+            median: ta[ta.len() / 2],
+        },
+        Timing {
+            median: tb[tb.len() / 2],
+        },
+    ))
+}
+
+/// One timed run of a command, output drained, exit 2+ an error.
+fn command_runner<'a>(
+    cwd: &'a Path,
+    program: &'a str,
+    args: &'a [&'a str],
+) -> impl Fn() -> Result<Duration> + 'a {
     let cmd = format!("{program} {}", args.join(" "));
-    let run_once = || -> Result<Duration> {
+    move || -> Result<Duration> {
         let start = Instant::now();
         // Output goes to a pipe we drain, not /dev/null: GNU grep stops at the first match
         // when it sees /dev/null, which would flatter the baseline.
@@ -51,13 +99,7 @@ fn time_command(cwd: &Path, program: &str, args: &[&str], runs: usize) -> Result
             bail!("`{cmd}` failed: {status}");
         }
         Ok(elapsed)
-    };
-    run_once()?;
-    let mut times: Vec<Duration> = (0..runs).map(|_| run_once()).collect::<Result<_>>()?;
-    times.sort();
-    Ok(Timing {
-        median: times[times.len() / 2],
-    })
+    }
 }
 
 /// Peak resident memory of one run of `cmd`, in KiB, read from `/usr/bin/time -v` when
@@ -137,7 +179,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
         md,
-        "Produced by `{cmd}` on {} ({} cores). Every row runs our command and its baseline in the same invocation; ratios, not absolute times, are the result. Times are whole-process wall clock, median of several runs after a warm-up.\n",
+        "Produced by `{cmd}` on {} ({} cores). Every row runs our command and its baseline in the same invocation; ratios, not absolute times, are the result. Times are whole-process wall clock, median of several runs after a warm-up; the policy-enforce rows run ours and the baseline by turns, so load on the machine weighs on both alike.\n",
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     )?;
@@ -267,13 +309,9 @@ fn policy_enforce(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
     copy_dir(&ctx.root.join("registry"), &one.join("registry"))?;
     let manifest = ctx.root.join("skills/policy.enforce/skill.yaml");
     let manifest = manifest.display();
-    let ours = time_argv(
+    let (ours, floor) = time_pair(
         &one,
         &format!("{pe} --registry registry --action register {manifest}"),
-        runs,
-    )?;
-    let floor = time_command(
-        &one,
         &py,
         &[
             "-c",
@@ -301,9 +339,14 @@ fn policy_enforce(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
             &proj.join("registry/policies"),
         )?;
         std::fs::write(proj.join("registry/audit_log.json"), "[\n]\n")?;
-        let ours = time_argv(&proj, &format!("{pe} --registry registry --all"), runs)?;
         let load_all = "import yaml,glob; [yaml.safe_load(open(f)) for f in sorted(glob.glob('skills/*/skill.yaml') + glob.glob('agents/*/agent.yaml'))]";
-        let floor = time_command(&proj, &py, &["-c", load_all], runs)?;
+        let (ours, floor) = time_pair(
+            &proj,
+            &format!("{pe} --registry registry --all"),
+            &py,
+            &["-c", load_all],
+            runs,
+        )?;
         rows.push(ratio_row(
             "policy-enforce --all: 81 upstream manifests, one process",
             &ours,

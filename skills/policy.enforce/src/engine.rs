@@ -544,16 +544,24 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
                 }
             }
         }
+        // On a permissions field: the path a filesystem permission carries. On any other field
+        // (`artifact_metadata.produces[*].file_pattern`, a workdir): the value is a path.
         Check::WithinWorkspace => {
             for (ptr, v) in elements(&sel) {
-                if let Ok(p) = parse_permission(v)
-                    && p.domain == "filesystem"
-                    && let Some(scope) = &p.scope
-                    && let Some(why) = outside_workspace(scope)
+                let path = if rule.permission_field {
+                    match parse_permission(v) {
+                        Ok(p) if p.domain == "filesystem" => p.scope,
+                        _ => None,
+                    }
+                } else {
+                    v.as_str().map(str::to_string)
+                };
+                if let Some(path) = path
+                    && let Some(why) = outside_workspace(&path)
                 {
                     hits.push(hit(
                         ptr,
-                        format!("{} reaches outside the workspace: `{scope}` {why}", show(v)),
+                        format!("{} reaches outside the workspace: `{path}` {why}", show(v)),
                     ));
                 }
             }

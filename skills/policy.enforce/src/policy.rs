@@ -265,6 +265,7 @@ const POLICY_KEYS: &[&str] = &[
     "rules",
     "enforcement",
     "controls",
+    "waivers",
 ];
 
 /// One rule of a policy.
@@ -410,8 +411,22 @@ impl PolicySet {
         }
         let mut set = PolicySet::from_documents(&docs)?;
         set.dir = dir.to_path_buf();
+        // Every document made one policy (else `from_documents` failed): they pair up.
+        let mut problems = Vec::new();
+        for (doc, policy) in docs.iter().zip(&set.policies) {
+            match waiver::parse_inline(doc, policy, &set.policies, &set.waivers) {
+                Ok(w) => set.waivers.extend(w),
+                Err(p) => problems.extend(p),
+            }
+        }
         if let Some(doc) = waiver_doc {
-            set.waivers = waiver::parse(&doc, &set.policies).map_err(LoadError::Invalid)?;
+            match waiver::parse(&doc, &set.policies, &set.waivers) {
+                Ok(w) => set.waivers.extend(w),
+                Err(p) => problems.extend(p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(LoadError::Invalid(problems));
         }
         Ok(set)
     }

@@ -1,5 +1,6 @@
 //! Waivers: named, owned, reasoned and expiring exceptions to a policy, kept in
-//! `registry/policies/waivers.yaml`.
+//! `registry/policies/waivers.yaml` or next to the policy they waive (`policy.waivers`, where
+//! `scope.policy` may be left out: it is the enclosing policy).
 //!
 //! ```yaml
 //! waivers:
@@ -70,10 +71,14 @@ impl Waiver {
     }
 }
 
-/// Reads the waivers of `doc`, checking that each names a loaded policy and rule.
-pub fn parse(doc: &Document, policies: &[Policy]) -> Result<Vec<Waiver>, Vec<Problem>> {
+/// Reads the waivers of a waivers file, checking that each names a loaded policy and rule and
+/// that no name is used twice (`taken` holds the names already read elsewhere).
+pub fn parse(
+    doc: &Document,
+    policies: &[Policy],
+    taken: &[Waiver],
+) -> Result<Vec<Waiver>, Vec<Problem>> {
     let problems = std::cell::RefCell::new(Vec::new());
-    let mut out: Vec<Waiver> = Vec::new();
     let problem = |ptr: &str, message: String| {
         problems.borrow_mut().push(Problem {
             source: doc.source.clone(),
@@ -107,8 +112,71 @@ pub fn parse(doc: &Document, policies: &[Policy]) -> Result<Vec<Waiver>, Vec<Pro
             );
         }
     }
+    let out = parse_list(doc, "/waivers", items, policies, None, taken, &problem);
+    let problems = problems.into_inner();
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Reads the waivers a policy file carries under `policy.waivers`: they waive that policy.
+pub fn parse_inline(
+    doc: &Document,
+    policy: &Policy,
+    policies: &[Policy],
+    taken: &[Waiver],
+) -> Result<Vec<Waiver>, Vec<Problem>> {
+    let problems = std::cell::RefCell::new(Vec::new());
+    let problem = |ptr: &str, message: String| {
+        problems.borrow_mut().push(Problem {
+            source: doc.source.clone(),
+            pos: doc.pos(ptr),
+            message,
+        })
+    };
+    let out = match doc.value.pointer("/policy/waivers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => parse_list(
+            doc,
+            "/policy/waivers",
+            items,
+            policies,
+            Some(&policy.name),
+            taken,
+            &problem,
+        ),
+        Some(other) => {
+            problem(
+                "/policy/waivers",
+                format!("`waivers` must be a list, found {}", type_name(other)),
+            );
+            Vec::new()
+        }
+    };
+    let problems = problems.into_inner();
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The waivers of one list; `owner_policy` is the enclosing policy of an inline list (the
+/// scope's `policy` then defaults to it and may not name another).
+fn parse_list(
+    doc: &Document,
+    base: &str,
+    items: &[Value],
+    policies: &[Policy],
+    owner_policy: Option<&str>,
+    taken: &[Waiver],
+    problem: &dyn Fn(&str, String),
+) -> Vec<Waiver> {
+    let mut out: Vec<Waiver> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let ptr = format!("/waivers/{i}");
+        let ptr = format!("{base}/{i}");
         let Some(map) = item.as_object() else {
             problem(
                 &ptr,
@@ -170,8 +238,23 @@ pub fn parse(doc: &Document, policies: &[Policy]) -> Result<Vec<Waiver>, Vec<Pro
                         );
                     }
                 }
+                let policy = match (
+                    text("policy", scope, &scope_ptr, owner_policy.is_none()),
+                    owner_policy,
+                ) {
+                    (Some(p), Some(owner)) if p != owner => {
+                        problem(
+                            &format!("{scope_ptr}/policy"),
+                            format!(
+                                "a waiver inside policy `{owner}` waives that policy, not `{p}`; move it to `waivers.yaml` or next to `{p}`"
+                            ),
+                        );
+                        None
+                    }
+                    (p, owner) => p.or(owner.map(str::to_string)),
+                };
                 (
-                    text("policy", scope, &scope_ptr, true),
+                    policy,
                     text("rule", scope, &scope_ptr, false),
                     text("skill", scope, &scope_ptr, false),
                 )
@@ -186,6 +269,7 @@ pub fn parse(doc: &Document, policies: &[Policy]) -> Result<Vec<Waiver>, Vec<Pro
                 );
                 (None, None, None)
             }
+            None if owner_policy.is_some() => (owner_policy.map(str::to_string), None, None),
             None => {
                 problem(
                     &ptr,
@@ -230,11 +314,14 @@ pub fn parse(doc: &Document, policies: &[Policy]) -> Result<Vec<Waiver>, Vec<Pro
             }
         }
         if let Some(n) = &name
-            && out.iter().any(|w| &w.name == n)
+            && let Some(first) = taken.iter().chain(&out).find(|w| &w.name == n)
         {
             problem(
                 &format!("{ptr}/name"),
-                format!("waiver name `{n}` is used twice"),
+                format!(
+                    "waiver name `{n}` is used twice (first at {}:{})",
+                    first.source, first.pos
+                ),
             );
         }
         if let (
@@ -260,12 +347,7 @@ pub fn parse(doc: &Document, policies: &[Policy]) -> Result<Vec<Waiver>, Vec<Pro
             });
         }
     }
-    let problems = problems.into_inner();
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    out
 }
 
 /// A date means the end of that day (UTC): a waiver "until 2027-03-31" covers that whole day.

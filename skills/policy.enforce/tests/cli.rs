@@ -600,6 +600,108 @@ fn waivers_apply_until_they_expire_and_stay_visible() {
 }
 
 #[test]
+fn a_policy_may_carry_its_own_waivers() {
+    let p = Project::new();
+    let m = p.write(
+        "m.yaml",
+        &GOOD_SKILL.replace("name: report.build", "name: Report_Build"),
+    );
+    let naming =
+        std::fs::read_to_string(p.root().join("registry/policies/skill-naming.yaml")).unwrap();
+    let with = |waivers: &str| format!("{naming}{waivers}");
+    // `scope` may be left out entirely: the waiver waives the policy it sits in.
+    let inline = "  waivers:\n    - name: legacy-name\n      owner: platform@example.com\n      reason: renamed next release\n      expires: 2099-12-31\n      scope: {rule: lowercase-dotted-name, skill: Report_*}\n";
+    p.write("registry/policies/skill-naming.yaml", &with(inline));
+    let out = p.run(&[m.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("waived by `legacy-name`"),
+        "{}",
+        out.stdout
+    );
+    let json = p.run(&["--format", "json", m.to_str().unwrap()]).json();
+    let text = json.to_string();
+    assert!(
+        text.contains("skill-naming.yaml"),
+        "the waiver names its file: {text}"
+    );
+    let bare = "  waivers:\n    - {name: all-names, owner: o@example.com, reason: r, expires: 2099-12-31}\n";
+    p.write("registry/policies/skill-naming.yaml", &with(bare));
+    assert_eq!(p.run(&[m.to_str().unwrap()]).code, 0);
+    // Expired: it stops applying, and says so.
+    p.write(
+        "registry/policies/skill-naming.yaml",
+        &with(&inline.replace("2099-12-31", "2020-01-01")),
+    );
+    let out = p.run(&[m.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Waiver `legacy-name` expired"),
+        "{}",
+        out.stdout
+    );
+    // A waiver inside one policy cannot waive another.
+    p.write(
+        "registry/policies/skill-naming.yaml",
+        &with(&inline.replace("scope: {", "scope: {policy: skill-status, ")),
+    );
+    let out = p.run(&[m.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("skill-naming.yaml:") && out.stderr.contains("not `skill-status`"),
+        "{}",
+        out.stderr
+    );
+    // One name, two waivers (inline and in waivers.yaml): refused, naming the first.
+    p.write("registry/policies/skill-naming.yaml", &with(inline));
+    p.write(
+        "registry/policies/waivers.yaml",
+        "waivers:\n  - name: legacy-name\n    owner: o\n    reason: r\n    expires: 2099-12-31\n    scope: {policy: skill-naming-convention}\n",
+    );
+    let out = p.run(&[m.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("used twice (first at") && out.stderr.contains("skill-naming.yaml:"),
+        "{}",
+        out.stderr
+    );
+    // And the schema accepts what the loader accepts.
+    let doc = betty_core::Document::parse_yaml(
+        betty_core::SourceName::Named("p.yaml".into()),
+        with(inline),
+        &betty_core::limits::Limits::MANIFEST,
+    )
+    .unwrap();
+    assert!(schema_errors(&schema("policy.schema.json"), &doc.value).is_empty());
+}
+
+#[test]
+fn the_inline_waiver_schema_is_the_waiver_schema_with_an_optional_scope() {
+    let inline = schema("policy.schema.json")["$defs"]["inlineWaiver"].clone();
+    let file = schema("policy-waivers.schema.json")["$defs"]["waiver"].clone();
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&inline["properties"]), keys(&file["properties"]));
+    for field in ["name", "owner", "reason", "expires"] {
+        let (mut a, mut b) = (
+            inline["properties"][field].clone(),
+            file["properties"][field].clone(),
+        );
+        a.as_object_mut().unwrap().remove("description");
+        b.as_object_mut().unwrap().remove("description");
+        assert_eq!(a, b, "{field}");
+    }
+    let scope = |v: &Value| keys(&v["properties"]["scope"]["properties"]);
+    assert_eq!(scope(&inline), scope(&file));
+    let mut required: Vec<Value> = inline["required"].as_array().unwrap().clone();
+    required.push("scope".into());
+    assert_eq!(required, *file["required"].as_array().unwrap());
+}
+
+#[test]
 fn bundled_and_upstream_policies_follow_the_policy_schema() {
     let schema = schema("policy.schema.json");
     let mut dirs = vec![Path::new(BUNDLED).join("policies")];
