@@ -406,10 +406,21 @@ mod yaml {
         fn next(&mut self) -> Result<(Event<'t>, Span), Failure> {
             match self.parser.next_event() {
                 Some(Ok(ev)) => Ok(ev),
-                Some(Err(e)) => Err(Failure {
-                    pos: pos(e.marker()),
-                    message: e.info(),
-                }),
+                Some(Err(e)) => {
+                    let info = e.info();
+                    let message = if info.contains("recursion limit") || info.contains("nesting") {
+                        format!(
+                            "nesting too deep ({info}); the limit is {} levels",
+                            self.limits.max_depth
+                        )
+                    } else {
+                        info
+                    };
+                    Err(Failure {
+                        pos: pos(e.marker()),
+                        message,
+                    })
+                }
                 None => Err(Failure {
                     pos: Pos::UNKNOWN,
                     message: "unexpected end of the document".into(),
@@ -811,6 +822,10 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let deep = parse(&deep).unwrap_err();
         assert!(matches!(deep, Error::Syntax { .. }), "{deep}");
+        assert!(deep.to_string().contains("nesting too deep"), "{deep}");
+        let block: String = (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        let block = parse(&block).unwrap_err().to_string();
+        assert!(block.contains("nesting too deep"), "{block}");
         let dup = parse("a: 1\na: 2\n").unwrap_err();
         assert!(dup.to_string().contains("test.yaml:2"), "{dup}");
     }

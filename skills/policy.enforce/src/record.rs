@@ -23,25 +23,6 @@ pub fn record(
 ) -> Result<Head, betty_core::Error> {
     let action = report.action.map(|a| a.as_str()).unwrap_or("check");
     let writer = EventWriter::new(&registry.events_jsonl(), TOOL);
-    // Completing an event (ids, redaction, schema check) is the costly part of a large batch:
-    // spread it over the cores, then write everything in one append.
-    let parts = crate::par::map(&report.results, 16, |r| {
-        let mut lines = Vec::new();
-        target_events(
-            r,
-            action,
-            report.strict,
-            duration_ms,
-            &writer,
-            who,
-            &mut lines,
-        )
-        .map(|()| lines)
-    });
-    let mut lines = Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
-    for part in parts {
-        lines.extend_from_slice(&part?);
-    }
     let skill = match report.results.as_slice() {
         [one] => Some(one.target.name.clone()),
         _ => None,
@@ -76,9 +57,45 @@ pub fn record(
             "summary": report.summary(),
         })),
     };
-    // The audit entry first: if it cannot be written, nothing else claims a decision was made.
-    let head = AuditLog::new(&registry.audit_log()).append(&record, who)?;
-    writer.append_lines(&lines)?;
+    // Completing an event (ids, redaction, checks, serialization) is the costly part of a large
+    // batch: it is spread over the cores while the audit entry is written and synced. Events are
+    // written only after the audit entry: if that cannot be written, nothing claims a decision.
+    let complete = || {
+        let parts = crate::par::map(&report.results, 16, |r| {
+            let mut lines = Vec::new();
+            target_events(
+                r,
+                action,
+                report.strict,
+                duration_ms,
+                &writer,
+                who,
+                &mut lines,
+            )
+            .map(|()| lines)
+        });
+        let mut lines =
+            Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
+        for part in parts {
+            lines.extend_from_slice(&part?);
+        }
+        Ok::<_, betty_core::Error>(lines)
+    };
+    let audit = AuditLog::new(&registry.audit_log());
+    let (head, lines) = if report.results.len() >= 16 {
+        std::thread::scope(|s| {
+            let completing = s.spawn(complete);
+            let head = audit.append(&record, who);
+            match completing.join() {
+                Ok(lines) => (head, lines),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    } else {
+        (audit.append(&record, who), complete())
+    };
+    let head = head?;
+    writer.append_lines(&lines?)?;
     Ok(head)
 }
 
