@@ -566,8 +566,20 @@ mod yaml {
                 let (ev, span) = self.next()?;
                 let key = match ev {
                     Event::MappingEnd => break,
-                    Event::Scalar(text, style, _, _) => {
+                    Event::Scalar(text, style, anchor, _) => {
                         self.count(1, text.len(), &span.start)?;
+                        if anchor != 0 {
+                            // A key may be anchored and its alias used as a value elsewhere.
+                            self.anchors.insert(
+                                anchor,
+                                Anchored {
+                                    value: Value::String(text.to_string()),
+                                    tree: PosTree::leaf(pos(&span.start)),
+                                    nodes: 1,
+                                    bytes: text.len(),
+                                },
+                            );
+                        }
                         if style == ScalarStyle::Plain && text == "<<" {
                             let (ev, vspan) = self.next()?;
                             let (value, tree) = self.node(ev, vspan, depth + 1)?;
@@ -910,6 +922,12 @@ mod tests {
         assert_eq!(doc.pos("/item/y"), Pos::new(5, 6));
         assert_eq!(doc.pos("/item/x"), Pos::new(6, 7));
         let many = parse("a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n").unwrap();
+        let key = parse("&k name: a.b\nalso: *k\n*k : again\n")
+            .unwrap_err()
+            .to_string();
+        assert!(key.contains("duplicate key `name`"), "{key}");
+        let key = parse("&k name: a.b\nalso: *k\n").unwrap();
+        assert_eq!(key.value["also"], "name");
         assert_eq!(many.value["c"], serde_json::json!({"x": 1, "y": 2}));
         for (bad, expect) in [
             (
