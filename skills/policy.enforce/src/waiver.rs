@@ -78,47 +78,35 @@ pub fn parse(
     policies: &[Policy],
     taken: &[Waiver],
 ) -> Result<Vec<Waiver>, Vec<Problem>> {
-    let problems = std::cell::RefCell::new(Vec::new());
-    let problem = |ptr: &str, message: String| {
-        problems.borrow_mut().push(Problem {
-            source: doc.source.clone(),
-            pos: doc.pos(ptr),
-            message,
-        })
-    };
-    let items = match doc.value.get("waivers") {
-        Some(Value::Array(items)) => items.as_slice(),
-        Some(Value::Null) => &[],
-        Some(other) => {
-            problem(
-                "/waivers",
-                format!("`waivers` must be a list, found {}", type_name(other)),
-            );
-            return Err(problems.into_inner());
+    with_problems(doc, |problem| {
+        let items = match doc.value.get("waivers") {
+            Some(Value::Array(items)) => items.as_slice(),
+            Some(Value::Null) => &[],
+            Some(other) => {
+                problem(
+                    "/waivers",
+                    format!("`waivers` must be a list, found {}", type_name(other)),
+                );
+                return Vec::new();
+            }
+            None => {
+                problem("", "a waivers file holds `waivers: [...]`".to_string());
+                return Vec::new();
+            }
+        };
+        if let Some(map) = doc.value.as_object() {
+            for key in map
+                .keys()
+                .filter(|k| *k != "waivers" && !k.starts_with("x-"))
+            {
+                problem(
+                    &format!("/{key}"),
+                    format!("unknown key `{key}` in the waivers file (only `waivers:`)"),
+                );
+            }
         }
-        None => {
-            problem("", "a waivers file holds `waivers: [...]`".to_string());
-            return Err(problems.into_inner());
-        }
-    };
-    if let Some(map) = doc.value.as_object() {
-        for key in map
-            .keys()
-            .filter(|k| *k != "waivers" && !k.starts_with("x-"))
-        {
-            problem(
-                &format!("/{key}"),
-                format!("unknown key `{key}` in the waivers file (only `waivers:`)"),
-            );
-        }
-    }
-    let out = parse_list(doc, "/waivers", items, policies, None, taken, &problem);
-    let problems = problems.into_inner();
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+        parse_list(doc, "/waivers", items, policies, None, taken, problem)
+    })
 }
 
 /// Reads the waivers a policy file carries under `policy.waivers`: they waive that policy.
@@ -128,15 +116,7 @@ pub fn parse_inline(
     policies: &[Policy],
     taken: &[Waiver],
 ) -> Result<Vec<Waiver>, Vec<Problem>> {
-    let problems = std::cell::RefCell::new(Vec::new());
-    let problem = |ptr: &str, message: String| {
-        problems.borrow_mut().push(Problem {
-            source: doc.source.clone(),
-            pos: doc.pos(ptr),
-            message,
-        })
-    };
-    let out = match doc.value.pointer("/policy/waivers") {
+    with_problems(doc, |problem| match doc.value.pointer("/policy/waivers") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => parse_list(
             doc,
@@ -145,7 +125,7 @@ pub fn parse_inline(
             policies,
             Some(&policy.name),
             taken,
-            &problem,
+            problem,
         ),
         Some(other) => {
             problem(
@@ -154,7 +134,24 @@ pub fn parse_inline(
             );
             Vec::new()
         }
+    })
+}
+
+/// Runs `read` with a way to report problems at a pointer of `doc`: its waivers, or every
+/// problem it reported.
+fn with_problems(
+    doc: &Document,
+    read: impl FnOnce(&dyn Fn(&str, String)) -> Vec<Waiver>,
+) -> Result<Vec<Waiver>, Vec<Problem>> {
+    let problems = std::cell::RefCell::new(Vec::new());
+    let problem = |ptr: &str, message: String| {
+        problems.borrow_mut().push(Problem {
+            source: doc.source.clone(),
+            pos: doc.pos(ptr),
+            message,
+        })
     };
+    let out = read(&problem);
     let problems = problems.into_inner();
     if problems.is_empty() {
         Ok(out)
