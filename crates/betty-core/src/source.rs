@@ -370,15 +370,21 @@ mod yaml {
             nodes: 0,
             aliases: 0,
             bytes: 0,
+            kept_nodes: 0,
+            kept_bytes: 0,
+            deepest: 0,
         };
         loader.document()
     }
 
     struct Anchored {
-        value: Value,
-        tree: PosTree,
+        /// The anchored value, kept for its aliases; `None` when keeping it would pass the
+        /// budget for kept copies (nested anchors each keep their own), or no alias may follow.
+        copy: Option<Loaded>,
         nodes: usize,
         bytes: usize,
+        /// Levels of nesting inside the anchored value (0 for a scalar).
+        height: usize,
     }
 
     struct Loader<'t, 'l> {
@@ -389,6 +395,11 @@ mod yaml {
         aliases: usize,
         /// Scalar bytes produced, aliases' copies included.
         bytes: usize,
+        /// Nodes and bytes held in anchors' kept copies.
+        kept_nodes: usize,
+        kept_bytes: usize,
+        /// The deepest level reached below the node being built.
+        deepest: usize,
     }
 
     fn pos(m: &Marker) -> Pos {
@@ -489,6 +500,7 @@ mod yaml {
             }
             let at = pos(&span.start);
             let (start_nodes, start_bytes) = (self.nodes, self.bytes);
+            let deepest_outside = std::mem::replace(&mut self.deepest, depth);
             let (loaded, anchor) = match ev {
                 Event::Scalar(text, style, anchor, tag) => {
                     self.count(1, text.len(), &span.start)?;
@@ -514,24 +526,50 @@ mod yaml {
                     self.count(1, 0, &span.start)?;
                     (self.mapping(at, depth)?, anchor)
                 }
-                Event::Alias(id) => return self.alias(id, &span.start),
+                Event::Alias(id) => {
+                    self.deepest = deepest_outside;
+                    return self.alias(id, &span.start, depth);
+                }
                 _ => return Err(fail(&span.start, "unexpected YAML event")),
             };
+            let height = self.deepest - depth;
+            self.deepest = self.deepest.max(deepest_outside);
             if anchor != 0 {
-                self.anchors.insert(
-                    anchor,
-                    Anchored {
-                        value: loaded.0.clone(),
-                        tree: loaded.1.clone(),
-                        nodes: self.nodes - start_nodes,
-                        bytes: self.bytes - start_bytes,
-                    },
-                );
+                let (nodes, bytes) = (self.nodes - start_nodes, self.bytes - start_bytes);
+                self.keep(anchor, &loaded, nodes, bytes, height);
             }
             Ok(loaded)
         }
 
-        fn alias(&mut self, id: usize, at: &Marker) -> Result<Loaded, Failure> {
+        /// Remembers an anchored value for its aliases, within the budget for kept copies.
+        fn keep(
+            &mut self,
+            anchor: usize,
+            loaded: &Loaded,
+            nodes: usize,
+            bytes: usize,
+            height: usize,
+        ) {
+            let fits = self.limits.max_aliases > 0
+                && self.kept_nodes + nodes <= self.limits.max_nodes
+                && (self.kept_bytes + bytes) as u64 <= self.limits.max_bytes;
+            let copy = fits.then(|| {
+                self.kept_nodes += nodes;
+                self.kept_bytes += bytes;
+                loaded.clone()
+            });
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    copy,
+                    nodes,
+                    bytes,
+                    height,
+                },
+            );
+        }
+
+        fn alias(&mut self, id: usize, at: &Marker, depth: usize) -> Result<Loaded, Failure> {
             self.aliases += 1;
             if self.aliases > self.limits.max_aliases {
                 return Err(fail(
@@ -545,42 +583,60 @@ mod yaml {
             let Some(a) = self.anchors.get(&id) else {
                 return Err(fail(at, "an alias names no anchor defined before it"));
             };
-            let (nodes, bytes) = (a.nodes, a.bytes);
+            let (nodes, bytes, height) = (a.nodes, a.bytes, a.height);
+            // What an alias brings in is nested where the alias is: the depth limit holds for it.
+            if depth + height > self.limits.max_depth {
+                return Err(fail(
+                    at,
+                    format!(
+                        "nesting too deep once the alias is expanded; the limit is {} levels",
+                        self.limits.max_depth
+                    ),
+                ));
+            }
+            self.deepest = self.deepest.max(depth + height);
             // Counted before copying: an alias bomb stops here, not after filling memory.
             self.count(nodes, bytes, at).map_err(|e| Failure {
                 message: format!("too many alias expansions, as in a YAML alias bomb ({}); expand the aliases by hand", e.message),
                 ..e
             })?;
-            let a = &self.anchors[&id];
+            let Some((value, tree)) = &self.anchors[&id].copy else {
+                return Err(fail(
+                    at,
+                    "the alias names an anchor too large to copy again (nested anchors each keep a copy); expand it by hand",
+                ));
+            };
             // Every value an alias brings in is reported where the alias is: that is the line
             // that put it there.
-            Ok((a.value.clone(), a.tree.relocated(pos(at))))
+            Ok((value.clone(), tree.relocated(pos(at))))
         }
 
         fn mapping(&mut self, at: Pos, depth: usize) -> Result<Loaded, Failure> {
             let mut map = Map::new();
             let mut children: Vec<PosTree> = Vec::new();
-            // Keys a merge (`<<: *base`) brought in: an explicit key may replace them once.
-            let mut merged: Vec<String> = Vec::new();
+            // Keys a merge (`<<: *base`) brought in, with their place: an explicit key may
+            // replace each once.
+            let mut merged: HashMap<String, usize> = HashMap::new();
+            let mut merge_seen = false;
             loop {
                 let (ev, span) = self.next()?;
                 let key = match ev {
                     Event::MappingEnd => break,
-                    Event::Scalar(text, style, anchor, _) => {
+                    Event::Scalar(text, style, anchor, tag) => {
                         self.count(1, text.len(), &span.start)?;
                         if anchor != 0 {
                             // A key may be anchored and its alias used as a value elsewhere.
-                            self.anchors.insert(
-                                anchor,
-                                Anchored {
-                                    value: Value::String(text.to_string()),
-                                    tree: PosTree::leaf(pos(&span.start)),
-                                    nodes: 1,
-                                    bytes: text.len(),
-                                },
-                            );
+                            let value = scalar(text.clone(), style, tag.as_deref(), &span.start)?;
+                            let loaded = (value, PosTree::leaf(pos(&span.start)));
+                            self.keep(anchor, &loaded, 1, text.len(), 0);
                         }
-                        if style == ScalarStyle::Plain && text == "<<" {
+                        if style == ScalarStyle::Plain && tag.is_none() && text == "<<" {
+                            if std::mem::replace(&mut merge_seen, true) {
+                                return Err(fail(
+                                    &span.start,
+                                    "duplicate key `<<`: merge several mappings with `<<: [*a, *b]`",
+                                ));
+                            }
                             let (ev, vspan) = self.next()?;
                             let (value, tree) = self.node(ev, vspan, depth + 1)?;
                             merge(
@@ -595,9 +651,16 @@ mod yaml {
                         }
                         text.into_owned()
                     }
-                    Event::Alias(id) => match self.alias(id, &span.start)? {
+                    Event::Alias(id) => match self.alias(id, &span.start, depth + 1)? {
                         (Value::String(s), _) => s,
-                        _ => return Err(fail(&span.start, "a mapping key must be text")),
+                        (v @ (Value::Number(_) | Value::Bool(_)), _) => v.to_string(),
+                        (Value::Null, _) => "null".to_string(),
+                        _ => {
+                            return Err(fail(
+                                &span.start,
+                                "a mapping key must be text, not a list or mapping",
+                            ));
+                        }
                     },
                     _ => {
                         return Err(fail(
@@ -610,7 +673,7 @@ mod yaml {
                 let (value, tree) = self.node(ev, vspan, depth + 1)?;
                 match map.contains_key(&key) {
                     true => {
-                        let Some(m) = merged.iter().position(|k| *k == key) else {
+                        let Some(i) = merged.remove(&key) else {
                             return Err(fail(
                                 &span.start,
                                 format!(
@@ -618,10 +681,7 @@ mod yaml {
                                 ),
                             ));
                         };
-                        merged.swap_remove(m);
-                        if let Some(i) = map.keys().position(|k| *k == key) {
-                            children[i] = tree;
-                        }
+                        children[i] = tree;
                         map.insert(key, value);
                     }
                     false => {
@@ -638,7 +698,7 @@ mod yaml {
     fn merge(
         map: &mut Map<String, Value>,
         children: &mut Vec<PosTree>,
-        merged: &mut Vec<String>,
+        merged: &mut HashMap<String, usize>,
         value: Value,
         tree: PosTree,
         at: &Marker,
@@ -662,7 +722,7 @@ mod yaml {
             };
             for ((k, v), t) in source.into_iter().zip(tree.children) {
                 if !map.contains_key(&k) {
-                    merged.push(k.clone());
+                    merged.insert(k.clone(), children.len());
                     map.insert(k, v);
                     children.push(t);
                 }
@@ -678,9 +738,13 @@ mod yaml {
         at: &Marker,
     ) -> Result<Value, Failure> {
         let core = tag.and_then(Tag::core_suffix);
-        // `! text` (the non-specific tag) and `!!str` keep the text as written.
+        // `! text` (the non-specific tag), `!!str` and the YAML tags outside the core schema
+        // (`!!binary`, `!!timestamp`) keep the text as written; other tags (`!custom`) are
+        // ignored.
+        let yaml_tag = tag.is_some_and(|t| t.suffix_in_namespace(YAML_TAGS).is_some());
         let as_text = matches!(core, Some("str"))
             || tag.is_some_and(|t| t.original() == "!")
+            || (yaml_tag && core.is_none())
             || (style != ScalarStyle::Plain && core.is_none());
         if as_text {
             return Ok(Value::String(text.into_owned()));
@@ -690,15 +754,26 @@ mod yaml {
             v.ok_or_else(|| fail(at, format!("`{t}` is tagged `!!{what}` but is not one")))
         };
         match core {
-            Some("null") => return Ok(Value::Null),
+            Some("null") => return typed("null", is_null(t).then_some(Value::Null)),
             Some("bool") => return typed("bool", bool_of(t).map(Value::Bool)),
             Some("int") => return typed("int", int_of(t)),
             Some("float") => {
-                return typed("float", float_of(t, at)?.or_else(|| int_of(t)));
+                let whole = || {
+                    int_of(t)
+                        .and_then(|n| n.as_f64())
+                        .and_then(Number::from_f64)
+                };
+                return typed(
+                    "float",
+                    float_of(t, at)?.or_else(|| whole().map(Value::Number)),
+                );
+            }
+            Some(other @ ("map" | "seq")) => {
+                return Err(fail(at, format!("`{t}` is tagged `!!{other}` but is text")));
             }
             _ => {}
         }
-        if matches!(t, "" | "~" | "null" | "Null" | "NULL") {
+        if is_null(t) {
             return Ok(Value::Null);
         }
         if let Some(b) = bool_of(t) {
@@ -711,6 +786,12 @@ mod yaml {
             return Ok(f);
         }
         Ok(Value::String(text.into_owned()))
+    }
+
+    const YAML_TAGS: &str = "tag:yaml.org,2002:";
+
+    fn is_null(t: &str) -> bool {
+        matches!(t, "" | "~" | "null" | "Null" | "NULL")
     }
 
     fn bool_of(t: &str) -> Option<bool> {
@@ -941,6 +1022,55 @@ mod tests {
         ] {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.contains(expect), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn hostile_anchors_are_bounded() {
+        // Nested anchors each keep a copy: past the budget a copy is not kept, and only an
+        // alias to it is refused.
+        let items = vec!["x"; 90_000].join(",");
+        let nested = format!("a: &l3 [&l2 [&l1 [{items}]]]\n");
+        assert!(parse(&nested).is_ok());
+        assert!(parse(&format!("{nested}b: *l1\n")).is_ok());
+        let err = parse(&format!("{nested}b: *l3\n")).unwrap_err().to_string();
+        assert!(err.contains("too large to copy"), "{err}");
+        // An alias cannot nest deeper than the limit by expanding where it is used.
+        let deep = format!(
+            "a: &a {}1{}\nb: {}*a{}\n",
+            "[".repeat(40),
+            "]".repeat(40),
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        let err = parse(&deep).unwrap_err().to_string();
+        assert!(
+            err.contains("nesting too deep once the alias is expanded"),
+            "{err}"
+        );
+        assert!(err.contains("test.yaml:2:"), "{err}");
+        let two_merges = "a: &a {x: 1}\nb:\n  <<: *a\n  <<: *a\n";
+        assert!(
+            parse(two_merges)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate key `<<`")
+        );
+    }
+
+    #[test]
+    fn tags_and_aliased_keys() {
+        let doc = parse("&k true: x\nc: *k\nn: &n 1\n*n : one\nb: !!binary 12\nt: !!timestamp 2001-12-14\nq: !!str <<\n").unwrap();
+        assert_eq!(doc.value["c"], true);
+        assert_eq!(doc.value["1"], "one");
+        assert_eq!(doc.value["b"], "12");
+        assert_eq!(doc.value["t"], "2001-12-14");
+        assert_eq!(doc.value["q"], "<<");
+        let literal = parse("!!str <<: 1\n").unwrap();
+        assert_eq!(literal.value["<<"], 1);
+        for bad in ["a: !!null x\n", "a: !!map x\n", "a: !!bool yes\n"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("is tagged"), "{bad}: {err}");
         }
     }
 

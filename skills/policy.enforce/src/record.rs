@@ -57,45 +57,29 @@ pub fn record(
             "summary": report.summary(),
         })),
     };
-    // Completing an event (ids, redaction, checks, serialization) is the costly part of a large
-    // batch: it is spread over the cores while the audit entry is written and synced. Events are
-    // written only after the audit entry: if that cannot be written, nothing claims a decision.
-    let complete = || {
-        let parts = crate::par::map(&report.results, 16, |r| {
-            let mut lines = Vec::new();
-            target_events(
-                r,
-                action,
-                report.strict,
-                duration_ms,
-                &writer,
-                who,
-                &mut lines,
-            )
-            .map(|()| lines)
-        });
-        let mut lines =
-            Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
-        for part in parts {
-            lines.extend_from_slice(&part?);
-        }
-        Ok::<_, betty_core::Error>(lines)
-    };
-    let audit = AuditLog::new(&registry.audit_log());
-    let (head, lines) = if report.results.len() >= 16 {
-        std::thread::scope(|s| {
-            let completing = s.spawn(complete);
-            let head = audit.append(&record, who);
-            match completing.join() {
-                Ok(lines) => (head, lines),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    } else {
-        (audit.append(&record, who), complete())
-    };
-    let head = head?;
-    writer.append_lines(&lines?)?;
+    // Every event is completed (ids, redaction, checks, serialization: the costly part of a
+    // large batch, spread over the cores) before anything is written, so an event that cannot
+    // be made leaves no trace. Then the audit entry, then the events: if the audit entry cannot
+    // be written, nothing claims a decision was made.
+    let parts = crate::par::map(&report.results, 16, |r| {
+        let mut lines = Vec::new();
+        target_events(
+            r,
+            action,
+            report.strict,
+            duration_ms,
+            &writer,
+            who,
+            &mut lines,
+        )
+        .map(|()| lines)
+    });
+    let mut lines = Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
+    for part in parts {
+        lines.extend_from_slice(&part?);
+    }
+    let head = AuditLog::new(&registry.audit_log()).append(&record, who)?;
+    writer.append_lines(&lines)?;
     Ok(head)
 }
 

@@ -431,6 +431,24 @@ fn network_access_waits_for_a_matching_approval() {
 }
 
 #[test]
+fn a_decision_whose_events_cannot_be_made_leaves_no_audit_entry() {
+    let p = Project::new();
+    // A workflow name of 1.1 MB: its `policy.enforced` event would pass the 1 MB event limit.
+    let wf = p.write(
+        "workflows/huge.yaml",
+        &format!(
+            "name: {}\nsteps:\n  - skill: data.transform\n",
+            "a".repeat(1_100_000)
+        ),
+    );
+    let out = p.run(&["--action", "execute", wf.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("over the limit"), "{}", out.stderr);
+    assert_eq!(p.audit_text(), "[\n]\n", "no audit entry claims a decision");
+    assert!(p.events().is_empty());
+}
+
+#[test]
 fn execute_checks_a_registered_skill_and_a_workflow() {
     let p = Project::new();
     let out = p.run(&["--action", "execute", "data.transform"]);
