@@ -92,27 +92,38 @@ impl Manifest {
     /// Checks the shape every manifest must have to be governed at all: a mapping with a string
     /// `name` and, if present, a string `version`. Everything else is the policies' business.
     pub fn from_document(doc: Document, kind: Kind) -> Result<Manifest> {
-        let found = type_name(&doc.value);
-        let Some(map) = doc.value.as_object() else {
+        let name = Manifest::check_shape(&doc, "", kind)?;
+        Ok(Manifest { kind, doc, name })
+    }
+
+    /// Checks the shape of the manifest at `base` inside `doc` (a mapping with a string `name`
+    /// of at most [`MAX_NAME_LEN`] bytes and, if present, a string `version`) without copying
+    /// it; returns its name. Errors point into `doc`.
+    pub fn check_shape(doc: &Document, base: &str, kind: Kind) -> Result<String> {
+        static NULL: Value = Value::Null;
+        let value = if base.is_empty() {
+            &doc.value
+        } else {
+            doc.value.pointer(base).unwrap_or(&NULL)
+        };
+        let at = |ptr: &str| doc.pos(&format!("{base}{ptr}"));
+        let found = type_name(value);
+        let Some(map) = value.as_object() else {
             return Err(Error::invalid(
                 &doc.source,
-                doc.pos(""),
+                at(""),
                 format!("a {kind} manifest must be a mapping (`name: ...`), found {found}"),
             ));
         };
         let name = match map.get("name") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
             Some(Value::String(_)) => {
-                return Err(Error::invalid(
-                    &doc.source,
-                    doc.pos("/name"),
-                    "`name` is empty",
-                ));
+                return Err(Error::invalid(&doc.source, at("/name"), "`name` is empty"));
             }
             Some(other) => {
                 return Err(Error::invalid(
                     &doc.source,
-                    doc.pos("/name"),
+                    at("/name"),
                     format!(
                         "`name` must be a string, found {}; quote it: name: \"{}\"",
                         type_name(other),
@@ -123,7 +134,7 @@ impl Manifest {
             None => {
                 return Err(Error::invalid(
                     &doc.source,
-                    doc.pos(""),
+                    at(""),
                     format!("a {kind} manifest needs a `name`"),
                 ));
             }
@@ -131,7 +142,7 @@ impl Manifest {
         if name.len() > MAX_NAME_LEN {
             return Err(Error::invalid(
                 &doc.source,
-                doc.pos("/name"),
+                at("/name"),
                 format!(
                     "`name` is {} bytes, over the limit of {MAX_NAME_LEN}",
                     name.len()
@@ -143,7 +154,7 @@ impl Manifest {
         {
             return Err(Error::invalid(
                 &doc.source,
-                doc.pos("/version"),
+                at("/version"),
                 format!(
                     "`version` must be a string such as \"1.0.0\", found {} `{}`; YAML reads an unquoted 1.0 as a number: quote it",
                     type_name(v),
@@ -151,7 +162,7 @@ impl Manifest {
                 ),
             ));
         }
-        Ok(Manifest { kind, doc, name })
+        Ok(name)
     }
 
     /// A manifest built from a value (a registry entry, a name given on the command line).

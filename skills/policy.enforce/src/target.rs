@@ -145,9 +145,7 @@ impl Target {
                 } else {
                     Kind::Skill
                 };
-                let m = Manifest::from_value(core_kind, doc.source.clone(), value.clone())
-                    .map_err(|e| relocate(e, &doc, base))?;
-                (m.name, Origin::File)
+                (Manifest::check_shape(&doc, base, core_kind)?, Origin::File)
             }
         };
         let origin = match doc.source {
@@ -163,31 +161,6 @@ impl Target {
             origin,
             positioned: None,
         })
-    }
-}
-
-/// Shape errors found on a value without positions get the position from the document.
-fn relocate(e: Error, doc: &Document, base: &str) -> Error {
-    match e {
-        Error::Invalid {
-            input,
-            pos: _,
-            message,
-        } => {
-            let pos = if message.contains("`version`") {
-                doc.pos(&format!("{base}/version"))
-            } else if message.contains("`name`") {
-                doc.pos(&format!("{base}/name"))
-            } else {
-                doc.pos(base)
-            };
-            Error::Invalid {
-                input,
-                pos,
-                message,
-            }
-        }
-        other => other,
     }
 }
 
