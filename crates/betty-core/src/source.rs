@@ -361,8 +361,8 @@ mod yaml {
         let mut options = Options::default();
         options.set_emit_comments(false);
         // The parser refuses deeper nesting itself, before our recursion could.
-        options.flow_nesting_limit = limits.max_depth.min(u16::MAX as usize) as _;
-        options.block_nesting_limit = limits.max_depth.min(u16::MAX as usize) as _;
+        options.flow_nesting_limit = limits.max_depth;
+        options.block_nesting_limit = limits.max_depth;
         let mut loader = Loader {
             parser: Parser::new_from_str_with_options(text, options),
             limits,
@@ -445,7 +445,6 @@ mod yaml {
                 let (ev, span) = self.next()?;
                 match ev {
                     Event::StreamStart | Event::DocumentEnd => {}
-                    Event::Anchor(..) => {}
                     Event::DocumentStart(..) if root.is_some() => {
                         return Err(fail(
                             &span.start,
