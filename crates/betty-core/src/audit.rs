@@ -10,7 +10,6 @@
 //! entry, then write `,\n{entry}\n]\n` over the closing bracket in one write. Only the first
 //! append to a legacy (pretty-printed) file reads it whole. Verification streams the array.
 
-use std::fs::OpenOptions;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -154,10 +153,7 @@ impl AuditLog {
             Some((offset, empty)) => {
                 let sep = if empty { "\n" } else { ",\n" };
                 let chunk = format!("{sep}{line}\n]\n");
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .open(&self.path)
-                    .map_err(|e| Error::write(&self.path, e))?;
+                let mut f = fsx::open_in_place(&self.path)?;
                 let io = (|| {
                     f.seek(SeekFrom::Start(offset))?;
                     f.write_all(chunk.as_bytes())?;
@@ -179,12 +175,8 @@ impl AuditLog {
 
     /// Where the next entry goes and what it chains to.
     fn tail_state(&self) -> Result<TailState> {
-        let mut f = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(TailState::fresh());
-            }
-            Err(e) => return Err(Error::read(&self.path, e)),
+        let Some(mut f) = fsx::open_regular_if_exists(&self.path)? else {
+            return Ok(TailState::fresh());
         };
         let len = f.metadata().map_err(|e| Error::read(&self.path, e))?.len();
         if len == 0 {
@@ -226,7 +218,7 @@ impl AuditLog {
             .rposition(|b| *b == b'\n')
             .map(|i| i + 1);
         if let Some(ls) = line_start
-            && let Ok(Value::Object(last)) = serde_json::from_slice::<Value>(&buf[ls..=before])
+            && let Ok(Value::Object(last)) = crate::source::json_from_slice(&buf[ls..=before])
             && let (Some(seq), Some(Value::String(hash))) =
                 (last.get("seq").and_then(Value::as_u64), last.get("hash"))
         {
@@ -278,10 +270,8 @@ impl AuditLog {
 
     /// Streams every entry of the array, in order, with its index.
     pub fn for_each_entry(&self, mut visit: impl FnMut(u64, Value)) -> Result<()> {
-        let f = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::read(&self.path, e)),
+        let Some(f) = fsx::open_regular_if_exists(&self.path)? else {
+            return Ok(());
         };
         let len = f.metadata().map_err(|e| Error::read(&self.path, e))?.len();
         if len > MAX_LOG_BYTES {
@@ -495,7 +485,7 @@ impl<'de, F: FnMut(u64, Value)> Visitor<'de> for ArraySeed<'_, F> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0u64;
-        while let Some(v) = seq.next_element::<Value>()? {
+        while let Some(crate::source::StrictValue(v)) = seq.next_element()? {
             (self.visit)(i, v);
             i += 1;
         }

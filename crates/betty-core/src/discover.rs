@@ -22,51 +22,50 @@ pub struct RegistryDir {
 }
 
 impl RegistryDir {
-    /// Finds the registry from the process environment.
+    /// Finds the registry from the process environment. From then on nothing inside it is read
+    /// or written through a symbolic link ([`crate::fsx::confine`]).
     pub fn discover(flag: Option<&Path>) -> Result<RegistryDir> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        RegistryDir::discover_with(flag, &|k| std::env::var_os(k).map(PathBuf::from), &cwd)
+        let dir =
+            RegistryDir::discover_with(flag, &|k| std::env::var_os(k).map(PathBuf::from), &cwd)?;
+        crate::fsx::confine(&dir.root);
+        Ok(dir)
     }
 
     /// As [`RegistryDir::discover`], with the environment and folder given (for tests).
+    ///
+    /// An explicit choice (`--registry`, `BETTY_REGISTRY`, `BETTY_HOME`) that is missing or not
+    /// a folder is an error naming it, never a fall-back to the next place: a typo must not
+    /// send records to another registry.
     pub fn discover_with(
         flag: Option<&Path>,
         env: &dyn Fn(&str) -> Option<PathBuf>,
         cwd: &Path,
     ) -> Result<RegistryDir> {
         let mut looked = Vec::new();
-        // An explicit choice that does not exist is an error, never a fallback elsewhere.
         if let Some(dir) = flag {
-            return found(dir, Origin::Flag).ok_or_else(|| {
-                not_found(vec![format!(
-                    "`--registry {}` (no such folder)",
-                    dir.display()
-                )])
-            });
+            return explicit(dir, "`--registry`", Origin::Flag);
         }
         if let Some(dir) = env("BETTY_REGISTRY").filter(|d| !d.as_os_str().is_empty()) {
-            return found(&dir, Origin::EnvRegistry).ok_or_else(|| {
-                not_found(vec![format!(
-                    "`BETTY_REGISTRY={}` (no such folder)",
-                    dir.display()
-                )])
-            });
+            return explicit(&dir, "`BETTY_REGISTRY`", Origin::EnvRegistry);
+        }
+        if let Some(home) = env("BETTY_HOME").filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(problem) = not_a_folder(&home) {
+                return Err(Error::RegistryUnusable {
+                    origin: "`BETTY_HOME`",
+                    path: home,
+                    problem,
+                });
+            }
+            return explicit(
+                &home.join("registry"),
+                "`$BETTY_HOME/registry`",
+                Origin::EnvHome,
+            );
         }
         looked.push("`--registry` (not given)".to_string());
         looked.push("`BETTY_REGISTRY` (not set)".to_string());
-        match env("BETTY_HOME").filter(|d| !d.as_os_str().is_empty()) {
-            Some(home) => {
-                let dir = home.join("registry");
-                if let Some(r) = found(&dir, Origin::EnvHome) {
-                    return Ok(r);
-                }
-                looked.push(format!(
-                    "`$BETTY_HOME/registry` = `{}` (no such folder)",
-                    dir.display()
-                ));
-            }
-            None => looked.push("`$BETTY_HOME/registry` (`BETTY_HOME` not set)".to_string()),
-        }
+        looked.push("`$BETTY_HOME/registry` (`BETTY_HOME` not set)".to_string());
         for dir in cwd.ancestors() {
             if let Some(r) = found(&dir.join("registry"), Origin::WalkUp) {
                 return Ok(r);
@@ -117,6 +116,31 @@ fn found(dir: &Path, origin: Origin) -> Option<RegistryDir> {
         root: dir.to_path_buf(),
         origin,
     })
+}
+
+/// A place the user named: it is the registry, or the command stops.
+fn explicit(dir: &Path, origin: &'static str, how: Origin) -> Result<RegistryDir> {
+    match not_a_folder(dir) {
+        None => Ok(RegistryDir {
+            root: dir.to_path_buf(),
+            origin: how,
+        }),
+        Some(problem) => Err(Error::RegistryUnusable {
+            origin,
+            path: dir.to_path_buf(),
+            problem,
+        }),
+    }
+}
+
+/// Why `dir` cannot be a registry folder, if it cannot.
+fn not_a_folder(dir: &Path) -> Option<&'static str> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some("is not a folder"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist"),
+        Err(_) => Some("cannot be read"),
+    }
 }
 
 fn not_found(looked: Vec<String>) -> Error {
@@ -175,8 +199,48 @@ mod tests {
         ] {
             assert!(msg.contains(place), "{msg}");
         }
+    }
+
+    #[test]
+    fn an_explicit_choice_that_is_not_a_folder_never_falls_back() {
+        let t = tempfile::tempdir().unwrap();
+        // A registry the walk-up would find: none of the cases below may land there.
+        std::fs::create_dir_all(t.path().join("registry")).unwrap();
+        std::fs::write(t.path().join("file"), "").unwrap();
+        std::fs::create_dir_all(t.path().join("home-without-registry")).unwrap();
+        let none = |_: &str| None;
         let missing = t.path().join("missing");
-        let err = RegistryDir::discover_with(Some(&missing), &none, t.path()).unwrap_err();
-        assert!(err.to_string().contains("no such folder"));
+        let file = t.path().join("file");
+        for dir in [&missing, &file] {
+            let err = RegistryDir::discover_with(Some(dir), &none, t.path()).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("`--registry`") && msg.contains(&*dir.to_string_lossy()),
+                "{msg}"
+            );
+            assert!(
+                msg.contains("does not exist") || msg.contains("is not a folder"),
+                "{msg}"
+            );
+        }
+        for (var, value, expect) in [
+            ("BETTY_REGISTRY", missing.clone(), "`BETTY_REGISTRY`"),
+            ("BETTY_REGISTRY", file.clone(), "`BETTY_REGISTRY`"),
+            ("BETTY_HOME", missing.clone(), "`BETTY_HOME`"),
+            ("BETTY_HOME", file.clone(), "`BETTY_HOME`"),
+            (
+                "BETTY_HOME",
+                t.path().join("home-without-registry"),
+                "`$BETTY_HOME/registry`",
+            ),
+        ] {
+            let env = |k: &str| (k == var).then(|| value.clone());
+            let err = RegistryDir::discover_with(None, &env, t.path()).unwrap_err();
+            assert!(
+                matches!(err, Error::RegistryUnusable { .. }),
+                "{var}: {err}"
+            );
+            assert!(err.to_string().contains(expect), "{var}: {err}");
+        }
     }
 }

@@ -58,6 +58,24 @@ pub enum Error {
         location: String,
         message: String,
     },
+    #[error("`{path}` is {what}, not a {expected}: {hint}")]
+    NotRegular {
+        path: PathBuf,
+        /// What was found: "a symbolic link", "a FIFO (named pipe)", "a folder", ...
+        what: &'static str,
+        /// What belongs there: "regular file" or "folder".
+        expected: &'static str,
+        hint: &'static str,
+    },
+    #[error(
+        "{origin} names `{path}`, which {problem}; Betty does not fall back to another registry: create the folder or fix {origin}"
+    )]
+    RegistryUnusable {
+        /// `--registry`, `BETTY_REGISTRY` or `BETTY_HOME`.
+        origin: &'static str,
+        path: PathBuf,
+        problem: &'static str,
+    },
     #[error("no registry found; looked at: {}\nhint: pass `--registry DIR`, set `BETTY_REGISTRY`, or run inside a project with a `registry/` folder", looked.join(", "))]
     RegistryNotFound { looked: Vec<String> },
     #[error("invalid {what} `{value}`: {reason}")]

@@ -1,6 +1,15 @@
-//! File safety: sidecar locks, atomic rewrites and whole-record appends.
+//! File safety: regular files only, no symbolic links inside a registry, sidecar locks, atomic
+//! rewrites and whole-record appends.
 //!
-//! Rules every writer in the project follows:
+//! Rules every reader and writer in the project follows:
+//! - every file is opened with `O_NONBLOCK` and checked with `fstat` before a byte is read:
+//!   anything but a regular file (a FIFO, a device, a folder, a socket) is refused at once, so
+//!   no input can make a command wait on a pipe or read `/dev/zero` until memory runs out;
+//! - inside a registry folder (made known once with [`confine`], which `discover` does) nothing
+//!   is read or written through a symbolic link: files are opened with `O_NOFOLLOW` and every
+//!   folder between the registry root and the file must be a real folder. Writes use
+//!   `O_NOFOLLOW` everywhere. (A check of the folder chain is a check, not a lock: an attacker
+//!   racing the check with a rename is outside what a plain `open` can prevent.)
 //! - a lock is a sidecar file (`<name>.lock`), never the data file, because a rename replaces
 //!   the data file and a lock on the old inode would protect nothing;
 //! - a rewrite goes to a temporary file in the same folder, is fsynced, renamed into place, and
@@ -8,11 +17,235 @@
 //! - an append is one `write` of a whole record while holding the lock, so concurrent appenders
 //!   never interleave and a `kill -9` leaves at most one torn final record, which readers report.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::{File, FileType, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use crate::error::{Error, Result};
+
+/// Registry roots whose contents are never reached through a symbolic link.
+static CONFINED: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
+
+const HINT_FILE: &str = "registry files and inputs must be regular files, and nothing inside a \
+registry is read or written through a symbolic link; replace it with the file itself";
+const HINT_DIR: &str = "every folder inside a registry must be a real folder, never a symbolic \
+link; replace it with the folder itself";
+
+/// From now on, files under `root` are read and written only if neither they nor any folder
+/// between `root` and them is a symbolic link. `root` itself may be reached through a link.
+pub fn confine(root: &Path) {
+    let mut roots = CONFINED.write().unwrap_or_else(PoisonError::into_inner);
+    if !roots.iter().any(|r| r == root) {
+        roots.push(root.to_path_buf());
+    }
+}
+
+/// Whether `path` lies inside a confined registry; checks the folder chain on the way.
+fn check_chain(path: &Path) -> Result<bool> {
+    let roots = CONFINED.read().unwrap_or_else(PoisonError::into_inner);
+    let mut inside = false;
+    for root in roots.iter() {
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        inside = true;
+        let parts: Vec<Component<'_>> = rel.components().collect();
+        let mut dir = root.clone();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            match part {
+                Component::Normal(name) => dir.push(name),
+                Component::CurDir => continue,
+                _ => {
+                    return Err(Error::InvalidArgument {
+                        what: "registry path",
+                        value: path.display().to_string(),
+                        reason: "leaves the registry folder (`..`)".into(),
+                    });
+                }
+            }
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) => return Err(not_regular(&dir, m.file_type(), "folder", HINT_DIR)),
+                // Not there yet: a writer creates it, a reader finds nothing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(Error::read(&dir, e)),
+            }
+        }
+    }
+    Ok(inside)
+}
+
+/// What a file type is, for messages.
+fn describe(ft: FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if ft.is_char_device() {
+            return "a character device";
+        }
+        if ft.is_block_device() {
+            return "a block device";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+    }
+    if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_dir() {
+        "a folder"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(path: &Path, ft: FileType, expected: &'static str, hint: &'static str) -> Error {
+    Error::NotRegular {
+        path: path.to_path_buf(),
+        what: describe(ft),
+        expected,
+        hint,
+    }
+}
+
+fn flags(options: &mut OpenOptions, nofollow: bool) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = libc::O_NONBLOCK;
+        if nofollow {
+            f |= libc::O_NOFOLLOW;
+        }
+        options.custom_flags(f);
+    }
+    #[cfg(not(unix))]
+    let _ = (options, nofollow);
+}
+
+/// Opens with `options`, then refuses anything but a regular file. A failed open is explained
+/// by what is at the path (`ELOOP` from `O_NOFOLLOW` is "a symbolic link").
+fn open_checked(
+    path: &Path,
+    options: &mut OpenOptions,
+    nofollow: bool,
+    err: fn(&Path, std::io::Error) -> Error,
+) -> Result<File> {
+    flags(options, nofollow);
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(err(path, e)),
+        Err(e) => {
+            return Err(match std::fs::symlink_metadata(path) {
+                Ok(m) if nofollow && m.file_type().is_symlink() => {
+                    not_regular(path, m.file_type(), "regular file", HINT_FILE)
+                }
+                Ok(m) if !m.is_file() && !m.file_type().is_symlink() => {
+                    not_regular(path, m.file_type(), "regular file", HINT_FILE)
+                }
+                _ => err(path, e),
+            });
+        }
+    };
+    let meta = file.metadata().map_err(|e| err(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(
+            path,
+            meta.file_type(),
+            "regular file",
+            HINT_FILE,
+        ));
+    }
+    Ok(file)
+}
+
+/// Opens an existing regular file for reading, without blocking: a FIFO, a device or a folder
+/// is refused before anything is read, and inside a registry a symbolic link is too.
+pub fn open_regular(path: &Path) -> Result<File> {
+    let nofollow = check_chain(path)?;
+    open_checked(path, OpenOptions::new().read(true), nofollow, |p, e| {
+        Error::read(p, e)
+    })
+}
+
+/// As [`open_regular`]; `None` when there is no file (a dangling link inside a registry is an
+/// error, not an absence).
+pub fn open_regular_if_exists(path: &Path) -> Result<Option<File>> {
+    match open_regular(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(Error::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::symlink_metadata(path) {
+                Ok(m) => Err(not_regular(path, m.file_type(), "regular file", HINT_FILE)),
+                Err(_) => Ok(None),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// As [`open_regular`], for readers that speak `std::io` (the message says what was found).
+pub fn open_regular_io(path: &Path) -> std::io::Result<File> {
+    open_regular(path).map_err(|e| match e {
+        Error::Read { source, .. } => source,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
+    })
+}
+
+/// Reads a whole regular file of at most `max_bytes` (`Error::TooLarge` past it). The size is
+/// checked before reading and again while reading (a file may grow).
+pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    let file = open_regular(path)?;
+    let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
+    let too_large = |size| Error::TooLarge {
+        input: crate::source::SourceName::from(path),
+        size,
+        limit: max_bytes,
+    };
+    if len > max_bytes {
+        return Err(too_large(len));
+    }
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(max_bytes + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::read(path, e))?;
+    if buf.len() as u64 > max_bytes {
+        return Err(too_large(buf.len() as u64));
+    }
+    Ok(buf)
+}
+
+/// Opens an existing regular file for writing in place (the audit trail's O(1) append), never
+/// through a symbolic link.
+pub fn open_in_place(path: &Path) -> Result<File> {
+    check_chain(path)?;
+    open_checked(path, OpenOptions::new().write(true), true, |p, e| {
+        Error::write(p, e)
+    })
+}
+
+/// Opens (or creates) a lock file, never through a symbolic link; the caller takes the lock.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    check_chain(path)?;
+    open_checked(
+        path,
+        OpenOptions::new().create(true).truncate(false).write(true),
+        true,
+        |p, e| Error::write(p, e),
+    )
+}
+
+/// Creates `dir` (and its parents) after checking that no folder of the chain inside a
+/// registry is a symbolic link.
+fn create_dir_checked(dir: &Path) -> Result<()> {
+    // The chain of a file in `dir` covers `dir` itself.
+    check_chain(&dir.join("_"))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))
+}
 
 /// An exclusive lock on a sidecar file, released on drop.
 #[derive(Debug)]
@@ -28,14 +261,9 @@ impl LockGuard {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+            create_dir_checked(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::write(&path, e))?;
+        let file = open_lock_file(&path)?;
         file.lock().map_err(|e| Error::write(&path, e))?;
         Ok(LockGuard { file, path })
     }
@@ -43,18 +271,21 @@ impl LockGuard {
     /// Blocks until a shared lock on `<data>.lock` is held (readers that need a stable view).
     pub fn shared(data: &Path) -> Result<LockGuard> {
         let path = lock_path(data);
-        let file = match OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        {
+        check_chain(&path)?;
+        let file = match open_checked(
+            &path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+            true,
+            |p, e| Error::read(p, e),
+        ) {
             Ok(f) => f,
             // A read-only folder: readers still work, without the lock.
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                File::open(data).map_err(|e| Error::read(data, e))?
+            Err(Error::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                open_regular(data)?
             }
-            Err(e) => return Err(Error::read(&path, e)),
+            Err(e) => return Err(e),
         };
         file.lock_shared().map_err(|e| Error::read(&path, e))?;
         Ok(LockGuard { file, path })
@@ -85,7 +316,15 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+    create_dir_checked(&dir)?;
+    check_chain(path)?;
+    // The file replaced must be a regular file too (a rename would replace a link silently).
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(not_regular(path, m.file_type(), "regular file", HINT_FILE));
+        }
+        _ => {}
+    }
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(
         ".{name}.tmp.{}.{}",
@@ -93,7 +332,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         uuid::Uuid::now_v7().simple()
     ));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut options = OpenOptions::new();
+        flags(options.write(true).create_new(true), true);
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -115,11 +356,7 @@ pub fn append_record(path: &Path, record: &[u8]) -> Result<()> {
 
 /// Appends one whole record; the caller already holds the lock.
 pub fn append_locked(path: &Path, record: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::write(path, e))?;
+    let mut f = open_append(path)?;
     f.write_all(record).map_err(|e| Error::write(path, e))?;
     f.sync_data().map_err(|e| Error::write(path, e))?;
     Ok(())
@@ -128,12 +365,19 @@ pub fn append_locked(path: &Path, record: &[u8]) -> Result<()> {
 /// Appends one whole record without waiting for the disk (high-volume streams such as
 /// telemetry; the caller holds the lock).
 pub fn append_locked_nosync(path: &Path, record: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::write(path, e))?;
+    let mut f = open_append(path)?;
     f.write_all(record).map_err(|e| Error::write(path, e))
+}
+
+/// Opens (or creates) a regular file for appending, never through a symbolic link.
+fn open_append(path: &Path) -> Result<File> {
+    check_chain(path)?;
+    open_checked(
+        path,
+        OpenOptions::new().create(true).append(true),
+        true,
+        |p, e| Error::write(p, e),
+    )
 }
 
 /// Fsyncs a folder so a rename in it survives a crash.

@@ -82,7 +82,10 @@ fn check(what: &'static str, value: &str) -> Result<String> {
 
 fn hostname(env: &dyn Fn(&str) -> Option<String>) -> String {
     env("HOSTNAME")
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .or_else(|| {
+            let bytes = crate::fsx::read_regular(Path::new("/etc/hostname"), 4096).ok()?;
+            String::from_utf8(bytes).ok()
+        })
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
@@ -106,10 +109,9 @@ fn git_user_email(env: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Option<St
         files.push(Path::new(&home).join(".gitconfig"));
     }
     files.iter().find_map(|f| {
-        let text = std::fs::read_to_string(f).ok()?;
-        if text.len() > 1024 * 1024 {
-            return None;
-        }
+        // A FIFO or a device named by `HOME` is skipped, never read.
+        let bytes = crate::fsx::read_regular(f, 1024 * 1024).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
         config_value(&text, "user", "email")
     })
 }

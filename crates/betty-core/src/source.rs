@@ -205,20 +205,12 @@ pub fn read_text(name: &SourceName, limits: &Limits) -> Result<String> {
     into_text(name, bytes)
 }
 
-/// Reads a whole file under the size limit. The size is checked before reading.
+/// Reads a whole file under the size limit. The size is checked before reading; anything but
+/// a regular file (a FIFO, a device, a folder; inside a registry, a symbolic link) is refused
+/// before a byte is read ([`crate::fsx::read_regular`]).
 pub fn read_bytes(name: &SourceName, limits: &Limits) -> Result<Vec<u8>> {
     match name {
-        SourceName::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
-            let meta = file.metadata().map_err(|e| Error::read(path, e))?;
-            if meta.is_dir() {
-                return Err(Error::read(
-                    path,
-                    std::io::Error::other("is a directory, expected a file"),
-                ));
-            }
-            read_limited(name, file, Some(meta.len()), limits)
-        }
+        SourceName::File(path) => crate::fsx::read_regular(path, limits.max_bytes),
         SourceName::Stdin => read_limited(name, std::io::stdin().lock(), None, limits),
         SourceName::Named(_) => Ok(Vec::new()),
     }
@@ -268,7 +260,8 @@ pub fn into_text(name: &SourceName, mut bytes: Vec<u8>) -> Result<String> {
     })
 }
 
-/// Parses JSON text into a value, with `line:column` on a syntax error.
+/// Parses JSON text into a value, with `line:column` on a syntax error. A key repeated in one
+/// object is an error too (serde_json alone keeps the last one silently).
 pub fn parse_json(name: &SourceName, text: &str) -> Result<Value> {
     if text.trim().is_empty() {
         return Err(Error::Empty {
@@ -276,13 +269,109 @@ pub fn parse_json(name: &SourceName, text: &str) -> Result<Value> {
             expected: "a JSON document",
         });
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = Value::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    value.map_err(|e| Error::Syntax {
+    json_from_str(text).map_err(|e| Error::Syntax {
         input: name.clone(),
         pos: Pos::new(e.line() as u32, e.column() as u32),
         message: json_message(&e),
     })
+}
+
+/// `serde_json::from_str::<Value>` that refuses a key repeated in one object, with the
+/// position just after the repeated entry.
+pub fn json_from_str(text: &str) -> serde_json::Result<Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let StrictValue(v) = StrictValue::deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// As [`json_from_str`], for bytes (which must be UTF-8 JSON).
+pub fn json_from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let StrictValue(v) = StrictValue::deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// A JSON value whose objects never repeat a key: deserialize this instead of `Value` wherever
+/// untrusted JSON is read. It costs what `Value` costs (the map insert that would overwrite is
+/// the one that detects the repeat).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrictValue(pub Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        StrictValue::deserialize(d).map(|v| v.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Value, A::Error> {
+        use serde::de::Error as _;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(value) = map.next_value()?;
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(o) => {
+                    return Err(A::Error::custom(format_args!(
+                        "duplicate key `{}`: each key may appear once in an object",
+                        o.key()
+                    )));
+                }
+                serde_json::map::Entry::Vacant(v) => {
+                    v.insert(value);
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 fn json_message(e: &serde_json::Error) -> String {

@@ -159,10 +159,8 @@ impl EventWriter {
 /// holds the lock.
 pub fn ensure_line_boundary(path: &Path) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::read(path, e)),
+    let Some(mut f) = fsx::open_regular_if_exists(path)? else {
+        return Ok(());
     };
     let len = f.metadata().map_err(|e| Error::read(path, e))?.len();
     if len == 0 {

@@ -355,12 +355,9 @@ fn looks_like_workflow(path: &Path) -> bool {
     if name == "skill.yaml" || name == "agent.yaml" {
         return false;
     }
-    let small = std::fs::metadata(path)
-        .is_ok_and(|m| m.len() <= betty_core::limits::Limits::MANIFEST.max_bytes);
-    if !small {
-        return false;
-    }
-    match std::fs::read_to_string(path) {
+    // Read like any input (a FIFO or a device is refused, never waited on).
+    let name = betty_core::source::SourceName::from(path);
+    match betty_core::source::read_text(&name, &betty_core::limits::Limits::MANIFEST) {
         Ok(text) => {
             text.lines().any(|l| l.starts_with("steps:"))
                 && !text.lines().any(|l| l.starts_with("entrypoints:"))

@@ -381,7 +381,9 @@ impl PolicySet {
         for entry in entries.flatten() {
             let path = entry.path();
             let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-            if is_yaml && path.is_file() {
+            // Not only regular files: a FIFO, a folder or a dangling link named `*.yaml` is
+            // refused when read (exit 2), never skipped.
+            if is_yaml {
                 files.push(path);
             }
         }

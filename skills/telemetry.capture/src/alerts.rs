@@ -333,12 +333,7 @@ pub fn deliver(
     if let Some(dir) = files.deliver_lock.parent() {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     }
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&files.deliver_lock)
-        .map_err(io("open", &files.deliver_lock))?;
+    let lock = betty_core::fsx::open_lock_file(&files.deliver_lock)?;
     if lock.try_lock().is_err() {
         report.busy = true;
         return Ok(report);

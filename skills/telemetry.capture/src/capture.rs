@@ -80,7 +80,7 @@ pub fn parse_context(pairs: &[String]) -> Result<Map<String, Value>, CaptureErro
         let (key, value) = if let Some((k, json)) = pair.split_once(":=")
             && !k.contains('=')
         {
-            let v: Value = serde_json::from_str(json).map_err(|e| {
+            let v: Value = betty_core::source::json_from_str(json).map_err(|e| {
                 CaptureError::BadContext(
                     shown.clone(),
                     format!("the value after `:=` is not JSON ({e})"),
@@ -219,7 +219,13 @@ pub fn complete_batch(
         });
     }
     // A single (possibly pretty-printed) object, or an array of objects.
-    if let Ok(v) = serde_json::from_str::<Value>(whole) {
+    let whole_json = betty_core::source::json_from_str(whole);
+    if let Err(e) = &whole_json
+        && e.is_data()
+    {
+        // Valid JSON that repeats a key: refused whole, never read as lines.
+        problems.push(format!("  {e}"));
+    } else if let Ok(v) = whole_json {
         let items = match v {
             Value::Array(items) => items,
             other => vec![other],
@@ -235,7 +241,7 @@ pub fn complete_batch(
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<Value>(line) {
+            match betty_core::source::json_from_str(line) {
                 Ok(v) => match complete_json(writer, v, who) {
                     Ok(e) => events.push(e),
                     Err(why) => problems.push(format!("  line {}: {why}", i + 1)),

@@ -42,7 +42,7 @@ pub fn read_upstream(path: &Path) -> Result<Vec<Value>, CaptureError> {
             // JSON Lines?
             let mut items = Vec::new();
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                match serde_json::from_str::<Value>(line) {
+                match betty_core::source::json_from_str(line) {
                     Ok(v) => items.push(v),
                     Err(_) => return Err(whole_err.into()),
                 }

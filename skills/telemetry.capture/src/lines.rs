@@ -39,7 +39,7 @@ pub struct ForwardLines {
 
 impl ForwardLines {
     pub fn open(path: &Path, offset: u64, max_line: usize) -> std::io::Result<ForwardLines> {
-        let mut file = File::open(path)?;
+        let mut file = betty_core::fsx::open_regular_io(path)?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(ForwardLines {
             file,
@@ -158,7 +158,7 @@ pub struct ReverseLines {
 
 impl ReverseLines {
     pub fn open(path: &Path, end: u64, max_line: usize) -> std::io::Result<ReverseLines> {
-        let file = File::open(path)?;
+        let file = betty_core::fsx::open_regular_io(path)?;
         let file_len = file.metadata()?.len();
         Ok(ReverseLines {
             file,
@@ -268,7 +268,7 @@ impl ReverseLines {
 
 /// The 1-based line number of the line starting at `offset` (counts newlines before it).
 pub fn line_number_at(path: &Path, offset: u64) -> std::io::Result<u64> {
-    let mut f = File::open(path)?.take(offset);
+    let mut f = betty_core::fsx::open_regular_io(path)?.take(offset);
     let mut buf = vec![0u8; CHUNK];
     let mut lines = 1u64;
     loop {

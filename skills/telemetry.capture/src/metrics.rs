@@ -149,7 +149,7 @@ impl Metrics {
 /// SHA-256 of a segment's first line (up to 4 KiB): recognises the segment after a rename.
 pub(crate) fn head_of(path: &Path) -> Result<String, MetricsError> {
     let mut buf = Vec::with_capacity(4096);
-    std::fs::File::open(path)
+    betty_core::fsx::open_regular_io(path)
         .and_then(|f| f.take(4096).read_to_end(&mut buf))
         .map_err(read_err(path))?;
     match memchr::memchr(b'\n', &buf) {

@@ -568,7 +568,7 @@ fn time_at(file: &mut File, offset: u64, limit: u64) -> std::io::Result<Option<(
 
 /// A line start such that every line before it is older than `bound` (in a time-ordered file).
 pub fn bisect(path: &Path, len: u64, bound: &str) -> std::io::Result<u64> {
-    let mut file = File::open(path)?;
+    let mut file = betty_core::fsx::open_regular_io(path)?;
     let (mut lo, mut hi) = (0u64, len);
     while hi - lo > 64 * 1024 {
         let mid = lo + (hi - lo) / 2;
@@ -583,7 +583,7 @@ pub fn bisect(path: &Path, len: u64, bound: &str) -> std::io::Result<u64> {
 
 /// A line start (or the file length) such that every line from it on is newer than `bound`.
 pub fn bisect_after(path: &Path, len: u64, bound: &str) -> std::io::Result<u64> {
-    let mut file = File::open(path)?;
+    let mut file = betty_core::fsx::open_regular_io(path)?;
     let (mut lo, mut hi) = (0u64, len);
     while hi - lo > 64 * 1024 {
         let mid = lo + (hi - lo) / 2;

@@ -163,7 +163,7 @@ fn stream(
         if text.trim().is_empty() {
             continue;
         }
-        let event = serde_json::from_str::<Value>(text.trim())
+        let event = betty_core::source::json_from_str(text.trim())
             .map_err(|e| format!("not JSON: {e}"))
             .and_then(|v| capture::complete_json(writer, v, who));
         match event {
