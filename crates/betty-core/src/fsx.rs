@@ -27,8 +27,10 @@ use crate::error::{Error, Result};
 /// Registry roots whose contents are never reached through a symbolic link.
 static CONFINED: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
 
-const HINT_FILE: &str = "registry files and inputs must be regular files, and nothing inside a \
-registry is read or written through a symbolic link; replace it with the file itself";
+const HINT_FILE: &str =
+    "only regular files are read or written; pass a regular file (`-` reads standard input)";
+const HINT_LINK: &str = "nothing inside a registry is read or written through a symbolic \
+link; replace the link with the file itself";
 const HINT_DIR: &str = "every folder inside a registry must be a real folder, never a symbolic \
 link; replace it with the folder itself";
 
@@ -106,6 +108,11 @@ fn describe(ft: FileType) -> &'static str {
 }
 
 fn not_regular(path: &Path, ft: FileType, expected: &'static str, hint: &'static str) -> Error {
+    let hint = if ft.is_symlink() && hint == HINT_FILE {
+        HINT_LINK
+    } else {
+        hint
+    };
     Error::NotRegular {
         path: path.to_path_buf(),
         what: describe(ft),
@@ -442,5 +449,95 @@ mod tests {
         assert!(f.try_lock().is_err());
         drop(g);
         assert!(f.try_lock().is_ok());
+    }
+
+    fn mkfifo(path: &Path) {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfifo {}", path.display());
+    }
+
+    #[test]
+    fn only_regular_files_are_read_and_never_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.yaml");
+        mkfifo(&fifo);
+        // Nothing writes to the FIFO: a plain open would block forever.
+        for (path, what) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a character device"),
+            (dir.path(), "a folder"),
+        ] {
+            let err = read_regular(path, 1024).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::NotRegular { .. }), "{msg}");
+            assert!(
+                msg.contains(what) && msg.contains(&*path.to_string_lossy()),
+                "{msg}"
+            );
+            assert!(open_regular_if_exists(path).is_err());
+        }
+        // A FIFO is not appended to either (no reader: the open must not block).
+        let err = append_record(&fifo, b"x\n").unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        let err = atomic_write(&fifo, b"x").unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        assert!(
+            open_regular_if_exists(&dir.path().join("absent"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn nothing_inside_a_registry_is_read_or_written_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("registry");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("telemetry")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("target.json"), "[]\n").unwrap();
+        confine(&root);
+        let linked = root.join("audit_log.json");
+        std::os::unix::fs::symlink(outside.join("target.json"), &linked).unwrap();
+        let dangling = root.join("telemetry/events.jsonl");
+        std::os::unix::fs::symlink(outside.join("nothing"), &dangling).unwrap();
+        for path in [&linked, &dangling] {
+            let errs = [
+                append_record(path, b"{}\n").unwrap_err(),
+                atomic_write(path, b"{}").unwrap_err(),
+                open_regular(path).unwrap_err(),
+                open_regular_if_exists(path).unwrap_err(),
+                open_in_place(path).unwrap_err(),
+            ];
+            for err in errs {
+                let msg = err.to_string();
+                assert!(msg.contains("symbolic link"), "{msg}");
+            }
+        }
+        // A linked folder anywhere in the chain is refused too, for reads and writes.
+        std::os::unix::fs::symlink(&outside, root.join("history")).unwrap();
+        let inside = root.join("history/target.json");
+        for err in [
+            atomic_write(&inside, b"x").unwrap_err(),
+            append_record(&inside, b"x\n").unwrap_err(),
+            LockGuard::exclusive(&inside).unwrap_err(),
+            open_regular(&inside).unwrap_err(),
+        ] {
+            assert!(err.to_string().contains("not a folder"), "{err}");
+        }
+        std::os::unix::fs::symlink(&outside, root.join("approvals")).unwrap();
+        let err = atomic_write(&root.join("approvals/sub/new.json"), b"x").unwrap_err();
+        assert!(err.to_string().contains("approvals"), "{err}");
+        assert!(!outside.join("sub").exists());
+        assert_eq!(std::fs::read(outside.join("target.json")).unwrap(), b"[]\n");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+        // Outside a registry a link to a regular file is an ordinary input.
+        let manifest = dir.path().join("skill.yaml");
+        std::os::unix::fs::symlink(outside.join("target.json"), &manifest).unwrap();
+        assert_eq!(read_regular(&manifest, 1024).unwrap(), b"[]\n");
     }
 }

@@ -374,6 +374,108 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     }
 }
 
+/// Checks that no object in JSON `text` repeats a key, without building the value: for readers
+/// that keep JSON as raw text and parse only parts of it (`registry-diff`'s entry-by-entry
+/// comparison). Keys are borrowed from the text where they have no escapes.
+pub fn check_unique_keys(text: &str) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    UniqueKeys::deserialize(&mut de)?;
+    de.end()
+}
+
+struct UniqueKeys;
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+/// An object key, borrowed from the text when it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(v.to_owned().into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<UniqueKeys, A::Error> {
+        use serde::de::Error as _;
+        // Objects are small in practice: a linear search, then a set past a few dozen keys.
+        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut set: std::collections::HashSet<std::borrow::Cow<'de, str>> = Default::default();
+        while let Some(Key(key)) = map.next_key()? {
+            map.next_value::<UniqueKeys>()?;
+            let repeated = if set.is_empty() && keys.len() < 32 {
+                let seen = keys.contains(&key);
+                keys.push(key.clone());
+                if keys.len() == 32 {
+                    set.extend(keys.drain(..));
+                }
+                seen
+            } else {
+                !set.insert(key.clone())
+            };
+            if repeated {
+                return Err(A::Error::custom(format_args!(
+                    "duplicate key `{key}`: each key may appear once in an object"
+                )));
+            }
+        }
+        Ok(UniqueKeys)
+    }
+}
+
 fn json_message(e: &serde_json::Error) -> String {
     let s = e.to_string();
     match s.find(" at line ") {
@@ -1188,6 +1290,39 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "r.json:3:3: invalid JSON: expected `,` or `}`"
+        );
+    }
+
+    #[test]
+    fn json_refuses_a_repeated_key_with_its_line() {
+        let name = SourceName::Named("r.json".into());
+        let err =
+            parse_json(&name, "{\n  \"a\": 1,\n  \"b\": {\"x\": 1, \"x\": 2}\n}").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("r.json:3:"), "{msg}");
+        assert!(msg.contains("duplicate key `x`"), "{msg}");
+        let err = json_from_slice(br#"[{"skills": []}, {"skills": [], "skills": 1}]"#).unwrap_err();
+        assert!(err.to_string().contains("duplicate key `skills`"), "{err}");
+        // Escapes do not hide a repeat: "\u0061" is "a".
+        for text in [r#"{"a": 1, "\u0061": 2}"#, r#"{"k": [{"n": 1, "n": 1}]}"#] {
+            assert!(json_from_str(text).is_err(), "{text}");
+            assert!(check_unique_keys(text).is_err(), "{text}");
+        }
+        let many: Vec<String> = (0..100).map(|i| format!("\"k{i}\": {i}")).collect();
+        let unique = format!("{{{}}}", many.join(","));
+        assert!(check_unique_keys(&unique).is_ok());
+        assert_eq!(
+            json_from_str(&unique).unwrap().as_object().unwrap().len(),
+            100
+        );
+        let repeated = format!("{{{}, \"k50\": 0}}", many.join(","));
+        assert!(check_unique_keys(&repeated).is_err());
+        assert!(json_from_str(&repeated).is_err());
+        // The same value as serde_json's own reader when nothing repeats.
+        let text = r#"{"b": [1, -2, 3.5, 1e300, "x", null, true], "a": {"z": {}, "y": []}}"#;
+        assert_eq!(
+            json_from_str(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
         );
     }
 }

@@ -271,6 +271,8 @@ impl<'a> RawRegistry<'a> {
     /// `None` when the text is not a well-formed registry (the caller then reads it the slow
     /// way, which says exactly what is wrong).
     pub fn parse(text: &'a str) -> Option<RawRegistry<'a>> {
+        // A repeated key anywhere sends the text the slow way, which names it.
+        betty_core::source::check_unique_keys(text).ok()?;
         let top: RawTop<'a> = serde_json::from_str(text).ok()?;
         let (kind, list) = match (top.skills, top.agents) {
             (Some(l), _) => (Kind::Skill, l),
