@@ -378,11 +378,43 @@ impl PolicySet {
             source: e,
         })?;
         let mut files = Vec::new();
-        for entry in entries.flatten() {
+        for entry in entries {
+            let entry = entry.map_err(|e| betty_core::Error::Read {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
             let path = entry.path();
             let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-            if is_yaml && path.is_file() {
-                files.push(path);
+            if !is_yaml {
+                continue;
+            }
+            // A policy that cannot be read is an error, never a policy skipped: a dangling
+            // link, a folder or a FIFO named `x.yaml` would otherwise switch its rules off.
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => files.push(path),
+                Ok(m) => {
+                    return Err(LoadError::Input(betty_core::Error::Read {
+                        path,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            format!(
+                                "a policy file must be a regular file, found {}; remove it or rename it to something other than `*.yaml`",
+                                if m.is_dir() { "a folder" } else { "a special file (FIFO, socket or device)" }
+                            ),
+                        ),
+                    }));
+                }
+                Err(e) => {
+                    let why = if std::fs::symlink_metadata(&path).is_ok() {
+                        format!("{e} (a symbolic link to nothing)")
+                    } else {
+                        e.to_string()
+                    };
+                    return Err(LoadError::Input(betty_core::Error::Read {
+                        path,
+                        source: std::io::Error::new(e.kind(), why),
+                    }));
+                }
             }
         }
         files.sort();
