@@ -1219,7 +1219,11 @@ fn find_cycle(rule: &Rule, target: &Target, cx: &Context<'_>) -> Cycle {
             .iter()
             .map(|(_, d)| ix.index.get(d).copied())
             .collect();
-        let same = mine.iter().flatten().copied().eq(registered.iter().copied());
+        let same = mine
+            .iter()
+            .flatten()
+            .copied()
+            .eq(registered.iter().copied());
         if same {
             if !ix.on_cycle(node) {
                 return Cycle::None;

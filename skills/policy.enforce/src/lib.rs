@@ -174,13 +174,13 @@ pub fn check_prefetched(
     let approvals = world.approvals(opts.action)?;
     // A workflow's steps are checked against the registry under any policy pack.
     let loaded;
-    let registry = if !world.registry_loaded && targets.iter().any(|t| t.kind == TargetKind::Workflow)
-    {
-        loaded = RegistryView::load(&world.registry_dir, true)?;
-        &loaded
-    } else {
-        &world.registry
-    };
+    let registry =
+        if !world.registry_loaded && targets.iter().any(|t| t.kind == TargetKind::Workflow) {
+            loaded = RegistryView::load(&world.registry_dir, true)?;
+            &loaded
+        } else {
+            &world.registry
+        };
     if let Some(path) = &registry.agents_absent
         && world.registry_loaded
         && opts.action != Some(Action::Create)

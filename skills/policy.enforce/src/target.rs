@@ -72,11 +72,9 @@ impl LazyPositions {
     }
 
     fn line_text(&self, line: u32) -> Option<&str> {
-        let starts = self.line_starts.get_or_init(|| {
-            std::iter::once(0)
-                .chain(memchr_lines(&self.text))
-                .collect()
-        });
+        let starts = self
+            .line_starts
+            .get_or_init(|| std::iter::once(0).chain(memchr_lines(&self.text)).collect());
         let start = *starts.get((line as usize).checked_sub(1)?)?;
         let rest = self.text.get(start..)?;
         let end = rest.find('\n').unwrap_or(rest.len());
@@ -572,7 +570,11 @@ impl Approvals {
         let mut pending = None;
         let mut rejected = None;
         let mut expired = None;
-        let mine = self.by_skill.get(subject).map(Vec::as_slice).unwrap_or_default();
+        let mine = self
+            .by_skill
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for r in mine.iter().map(|i| &self.requests[*i]) {
             let op_matches = r.operation == action.as_str()
                 || r.operation.ends_with(&format!(".{}", action.as_str()));
@@ -638,7 +640,13 @@ mod tests {
         };
         let now = Timestamp::now();
         let state = |requests: Vec<ApprovalRequest>, digest: &str| {
-            Approvals::new(requests, Groups::default()).state(Action::Register, "a.b", digest, &rule, now)
+            Approvals::new(requests, Groups::default()).state(
+                Action::Register,
+                "a.b",
+                digest,
+                &rule,
+                now,
+            )
         };
         let two = request("approved", &[("x", "approve"), ("y", "approve")]);
         assert!(matches!(
