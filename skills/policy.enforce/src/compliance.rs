@@ -1,6 +1,6 @@
 //! The compliance view: SOC 2 and ISO 27001 control ids on policies and rules, and the
 //! per-control report (`policy-enforce report --framework soc2|iso27001`): each control with
-//! pass, fail or waived and the evidence behind it (the rules, the targets they checked, every
+//! pass, fail, waived or not evaluated (no rule of the control checked any target) and the evidence behind it (the rules, the targets they checked, every
 //! finding with its `file:line:col`).
 
 use std::fmt::Write as _;
@@ -136,18 +136,33 @@ pub fn control_report(framework: Framework, report: &Report, audit_head: Option<
         }
     }
     controls.sort_by_key(|c| natural_key(c));
+    // How many targets each rule applied to, counted once for the whole report.
+    let mut checked_by: Vec<Vec<usize>> = report
+        .policies
+        .policies
+        .iter()
+        .map(|p| vec![0; p.rules.len()])
+        .collect();
+    for t in &report.results {
+        for u in &t.rules {
+            if let Some(n) = checked_by
+                .get_mut(u.policy as usize)
+                .and_then(|p| p.get_mut(u.rule as usize))
+            {
+                *n += 1;
+            }
+        }
+    }
     let mut out = Vec::new();
-    let (mut pass, mut fail, mut waived) = (0, 0, 0);
+    let (mut pass, mut fail, mut waived, mut not_evaluated) = (0, 0, 0, 0);
     for control in &controls {
         let mut rules = Vec::new();
-        for p in &report.policies.policies {
-            for r in &p.rules {
+        let mut evaluated = false;
+        for (pi, p) in report.policies.policies.iter().enumerate() {
+            for (ri, r) in p.rules.iter().enumerate() {
                 if r.controls.iter().any(|c| bare(c) == control) {
-                    let checked = report
-                        .results
-                        .iter()
-                        .filter(|t| t.checks.iter().any(|c| c.policy == p.name))
-                        .count();
+                    let checked = checked_by[pi][ri];
+                    evaluated |= checked > 0;
                     rules.push(json!({
                         "rule": format!("{}/{}", p.name, r.id),
                         "policy_type": p.kind,
@@ -168,6 +183,10 @@ pub fn control_report(framework: Framework, report: &Report, audit_head: Option<
         } else if !against.is_empty() {
             waived += 1;
             "waived"
+        } else if !evaluated && findings.is_empty() {
+            // Nothing was checked: no evidence either way, never a pass.
+            not_evaluated += 1;
+            "not evaluated"
         } else {
             pass += 1;
             "pass"
@@ -202,7 +221,7 @@ pub fn control_report(framework: Framework, report: &Report, audit_head: Option<
         "targets": report.results.len(),
         "policies": report.policies.policies.len(),
         "audit_trail_head": audit_head,
-        "summary": { "controls": controls.len(), "pass": pass, "fail": fail, "waived": waived },
+        "summary": { "controls": controls.len(), "pass": pass, "fail": fail, "waived": waived, "not_evaluated": not_evaluated },
         "controls": out,
     })
 }
@@ -232,6 +251,7 @@ pub fn control_text(v: &Value) -> String {
         let mark = match status.as_str() {
             "pass" => "✅",
             "fail" => "❌",
+            "not evaluated" => "⬜",
             _ => "⚪",
         };
         let _ = writeln!(
@@ -270,8 +290,11 @@ pub fn control_text(v: &Value) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{} pass, {} fail, {} waived",
-        v["summary"]["pass"], v["summary"]["fail"], v["summary"]["waived"]
+        "\n{} pass, {} fail, {} waived, {} not evaluated (no rule of theirs checked a target)",
+        v["summary"]["pass"],
+        v["summary"]["fail"],
+        v["summary"]["waived"],
+        v["summary"]["not_evaluated"]
     );
     out
 }

@@ -5,6 +5,7 @@
 //! approvals, action, time), so a batch is spread over threads and tests need no disk.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use betty_core::manifest::{scalar_text, select, type_name};
 use betty_core::permission::{Permission, glob_match};
@@ -159,6 +160,18 @@ pub struct TargetResult {
     pub findings: Vec<Finding>,
     pub checks: Vec<PolicyResult>,
     pub outcome: Outcome,
+    /// Every rule that applied to this target, as (policy index, rule index, whether its
+    /// `field` reached a value): a rule that reaches nothing in any target of a run is
+    /// reported (a misspelt path must not disable a rule silently).
+    pub rules: Vec<RuleUse>,
+}
+
+/// One rule applied to one target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleUse {
+    pub policy: u32,
+    pub rule: u32,
+    pub matched: bool,
 }
 
 /// What a check needs to know besides the policies and the target.
@@ -172,13 +185,18 @@ pub struct Context<'a> {
     /// Names of the targets of this run: they count as registered for `registered` rules.
     pub batch: HashSet<String>,
     pub now: Timestamp,
+    /// The registered dependency graph's cycles along each `acyclic` rule's field, computed
+    /// once per run ([`CycleIndex::for_policies`]); a field without one is searched per target.
+    pub cycles: HashMap<String, CycleIndex>,
 }
 
-/// Evaluates every applicable policy on one target.
+/// Evaluates every applicable policy on one target, then the [`builtin`] checks that hold
+/// under any policy pack.
 pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetResult {
     let mut findings = Vec::new();
     let mut checks = Vec::new();
-    for policy in &set.policies {
+    let mut rules = Vec::new();
+    for (pi, policy) in set.policies.iter().enumerate() {
         if !policy
             .scope
             .admits_kind(target.kind, target.is_registered_entry())
@@ -188,12 +206,18 @@ pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetRes
         }
         let start = findings.len();
         let mut applied = false;
-        for rule in &policy.rules {
+        for (ri, rule) in policy.rules.iter().enumerate() {
             if !rule.enabled || !rule_applies(rule, target, cx) {
                 continue;
             }
             applied = true;
-            for (pointer, detail, approval) in check_rule(rule, target, cx) {
+            let (hits, matched) = check_rule(rule, target, cx);
+            rules.push(RuleUse {
+                policy: pi as u32,
+                rule: ri as u32,
+                matched,
+            });
+            for (pointer, detail, approval) in hits {
                 findings.push(finding(policy, rule, target, cx, pointer, detail, approval));
             }
         }
@@ -208,6 +232,7 @@ pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetRes
             result: policy_result(&findings[start..]),
         });
     }
+    builtin::check(target, cx, &mut findings, &mut checks);
     let outcome = outcome_of(&findings);
     TargetResult {
         digest: target.digest(),
@@ -215,6 +240,125 @@ pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetRes
         findings,
         checks,
         outcome,
+        rules,
+    }
+}
+
+/// Checks no policy pack can switch off: without them a missing or hand-written pack would
+/// pass what cannot be checked. Their findings are blocking, under the policy name
+/// [`builtin::POLICY`].
+pub mod builtin {
+    use super::*;
+
+    pub const POLICY: &str = "builtin";
+    pub const POLICY_TYPE: &str = "integrity";
+    /// Change management: what runs must be known and named.
+    pub const CONTROLS: &[&str] = &["CC8.1", "A.8.32"];
+
+    /// One built-in rule, described like a policy rule in SARIF and JSON.
+    pub struct BuiltinRule {
+        pub id: &'static str,
+        pub kind: &'static str,
+        pub field: &'static str,
+        pub message: &'static str,
+    }
+
+    pub const STEP_REGISTERED: BuiltinRule = BuiltinRule {
+        id: "workflow-step-registered",
+        kind: "registered",
+        field: "steps[*].skill",
+        message: "Workflow step runs a skill that is not registered: there is nothing to check it against",
+    };
+    pub const MANIFEST_NAME: BuiltinRule = BuiltinRule {
+        id: "manifest-name",
+        kind: "required",
+        field: "name",
+        message: "A skill or agent manifest needs a `name`",
+    };
+    pub const RULES: &[&BuiltinRule] = &[&STEP_REGISTERED, &MANIFEST_NAME];
+
+    pub(super) fn check(
+        target: &Target,
+        cx: &Context<'_>,
+        findings: &mut Vec<Finding>,
+        checks: &mut Vec<PolicyResult>,
+    ) {
+        let start = findings.len();
+        let mut applied = false;
+        match target.kind {
+            TargetKind::Workflow => {
+                applied = true;
+                for (name, pointer) in crate::target::step_skills(target.value()) {
+                    if cx.registry.find(&name).is_some() || already_blocked(findings, &pointer) {
+                        continue;
+                    }
+                    findings.push(make(
+                        &STEP_REGISTERED,
+                        target,
+                        pointer,
+                        format!("`{name}` is not registered"),
+                    ));
+                }
+            }
+            TargetKind::Skill | TargetKind::Agent if target.name.is_empty() => {
+                applied = true;
+                let pointer = if target.value().get("name").is_some() {
+                    "/name".to_string()
+                } else {
+                    String::new()
+                };
+                // The naming policy's own finding is the one to show when it has one.
+                if !already_blocked(findings, &pointer) {
+                    findings.push(make(
+                        &MANIFEST_NAME,
+                        target,
+                        pointer,
+                        format!("the {} manifest has no `name`", target.kind),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if applied {
+            checks.push(PolicyResult {
+                policy: POLICY.to_string(),
+                result: policy_result(&findings[start..]),
+            });
+        }
+    }
+
+    /// Whether a blocking (or deliberately waived) finding already covers this place.
+    fn already_blocked(findings: &[Finding], pointer: &str) -> bool {
+        findings
+            .iter()
+            .any(|f| f.pointer == pointer && (f.level == Level::Blocking || f.waived()))
+    }
+
+    fn make(rule: &BuiltinRule, target: &Target, pointer: String, detail: String) -> Finding {
+        let pos = target.pos(&pointer);
+        Finding {
+            target: target.name.clone(),
+            target_kind: target.kind,
+            policy: POLICY.to_string(),
+            policy_type: POLICY_TYPE.to_string(),
+            rule: rule.id.to_string(),
+            rule_kind: rule.kind,
+            field: rule.field.to_string(),
+            pointer,
+            message: rule.message.to_string(),
+            detail,
+            severity: Severity::Error,
+            enforcement: Enforcement::Blocking,
+            level: Level::Blocking,
+            file: target.label.clone(),
+            line: pos.line.max(1),
+            column: pos.column.max(1),
+            snippet: target.line_text(pos.line).map(|l| l.trim_end().to_string()),
+            controls: CONTROLS.iter().map(|c| c.to_string()).collect(),
+            waiver: None,
+            expired_waiver: None,
+            approval: None,
+        }
     }
 }
 
@@ -393,9 +537,11 @@ fn show(v: &Value) -> String {
     format!("`{}`", scalar_text(v))
 }
 
-fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
+/// What a rule finds on a target, and whether its field reached any value there.
+fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> (Vec<Hit>, bool) {
     let root = target.value();
     let sel = selected(root, &rule.field);
+    let matched = !sel.is_empty();
     let mut hits = Vec::new();
     match &rule.check {
         Check::Required => {
@@ -404,6 +550,12 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
             }
         }
         Check::Pattern { regex, source } => {
+            if rule.field == "name" && sel.is_empty() && target.kind != TargetKind::Workflow {
+                hits.push(hit(
+                    String::new(),
+                    format!("the manifest has no `name`, so it cannot match `{source}`"),
+                ));
+            }
             for (ptr, v) in elements(&sel) {
                 match v {
                     Value::String(s) if regex.is_match(s) => {}
@@ -622,11 +774,19 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
                 }
             }
         }
-        Check::Acyclic => {
-            if let Some((ptr, path)) = find_cycle(rule, target, cx) {
-                hits.push(hit(ptr, format!("dependency cycle: {}", path.join(" → "))));
+        Check::Acyclic => match find_cycle(rule, target, cx) {
+            Cycle::None => {}
+            Cycle::Found(ptr, path) => {
+                hits.push(hit(ptr, format!("dependency cycle: {}", path.join(" → "))))
             }
-        }
+            Cycle::TooLarge(ptr) => hits.push(hit(
+                ptr,
+                format!(
+                    "cannot check for a cycle: more than {MAX_CYCLE_SEARCH} skills are reachable from `{}`",
+                    target.name
+                ),
+            )),
+        },
         Check::InSync => {
             if let Some(registered) = cx.registry.get(target.kind, &target.name) {
                 hits.extend(drift(rule, target.value(), registered));
@@ -638,7 +798,7 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> Vec<Hit> {
             }
         }
     }
-    hits
+    (hits, matched)
 }
 
 fn approval_hit(
@@ -829,9 +989,266 @@ fn is_semver(text: &str) -> bool {
         && build.is_none_or(|b| b.split('.').all(alnum))
 }
 
+/// What a cycle search found.
+enum Cycle {
+    None,
+    /// The pointer of the first edge and the path back to the target.
+    Found(String, Vec<String>),
+    /// The search met its bound before it could decide: a finding, never a pass.
+    TooLarge(String),
+}
+
+/// Most nodes one per-target search visits.
+const MAX_CYCLE_SEARCH: usize = 100_000;
+/// Most nodes visited to show one cycle's path (the cycle itself is already certain).
+const MAX_PATH_SEARCH: usize = 1_000;
+/// Most names shown of one cycle.
+const MAX_PATH_SHOWN: usize = 12;
+
+/// The registered graph's strongly connected components along one field, found once per run
+/// with Tarjan's algorithm (linear in names and edges). A target whose edges are the
+/// registered ones is in a cycle exactly when its component has more than one name or an
+/// edge to itself, so a 40,000-skill dependency chain costs one pass, not one search per skill.
+#[derive(Debug, Default)]
+pub struct CycleIndex {
+    index: HashMap<String, usize>,
+    names: Vec<String>,
+    edges: Vec<Vec<usize>>,
+    component: Vec<usize>,
+    component_size: Vec<usize>,
+    self_loop: Vec<bool>,
+    /// Nodes visited by searches after the index was built (for tests of the cost).
+    pub visited: AtomicUsize,
+}
+
+impl CycleIndex {
+    /// One index per field that an `acyclic` rule of the set follows.
+    pub fn for_policies(set: &PolicySet, registry: &RegistryView) -> HashMap<String, CycleIndex> {
+        let mut out = HashMap::new();
+        for rule in set.policies.iter().flat_map(|p| &p.rules) {
+            if matches!(rule.check, Check::Acyclic) && !out.contains_key(&rule.field) {
+                out.insert(rule.field.clone(), CycleIndex::build(registry, &rule.field));
+            }
+        }
+        out
+    }
+
+    /// The graph of the registered entries (a name resolves as [`RegistryView::find`] does).
+    pub fn build(registry: &RegistryView, field: &str) -> CycleIndex {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        for t in registry.current() {
+            if !index.contains_key(&t.name) {
+                index.insert(t.name.clone(), names.len());
+                names.push(t.name.clone());
+            }
+        }
+        let edges: Vec<Vec<usize>> = names
+            .iter()
+            .map(|n| {
+                registry
+                    .find(n)
+                    .map(|t| {
+                        edge_names(t.value(), field)
+                            .into_iter()
+                            .filter_map(|(_, d)| index.get(&d).copied())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        let self_loop = edges
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.contains(&i))
+            .collect();
+        let component = tarjan(&edges);
+        let mut component_size = vec![0; component.iter().max().map_or(0, |m| m + 1)];
+        for c in &component {
+            component_size[*c] += 1;
+        }
+        CycleIndex {
+            index,
+            names,
+            edges,
+            component,
+            component_size,
+            self_loop,
+            visited: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether the registered `name` lies on a cycle.
+    fn on_cycle(&self, node: usize) -> bool {
+        self.component_size[self.component[node]] > 1 || self.self_loop[node]
+    }
+
+    /// A path from `start` back to `node` inside their component, within a bound.
+    fn path(&self, node: usize, start: usize) -> Vec<String> {
+        let names = &self.names;
+        let comp = self.component[node];
+        let mut parent: HashMap<usize, usize> = HashMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut seen = HashSet::from([start]);
+        let mut visited = 0;
+        while let Some(n) = queue.pop_front() {
+            visited += 1;
+            if n == node || visited > MAX_PATH_SEARCH {
+                break;
+            }
+            for &next in &self.edges[n] {
+                if self.component[next] == comp && seen.insert(next) {
+                    parent.insert(next, n);
+                    queue.push_back(next);
+                }
+            }
+        }
+        self.visited.fetch_add(visited, Ordering::Relaxed);
+        if !seen.contains(&node) {
+            // Certain, but too long to trace here.
+            return vec![
+                names[node].clone(),
+                names[start].clone(),
+                "…".to_string(),
+                names[node].clone(),
+            ];
+        }
+        let mut back = vec![node];
+        let mut cur = node;
+        while let Some(&p) = parent.get(&cur) {
+            back.push(p);
+            cur = p;
+        }
+        back.reverse();
+        let mut path = vec![names[node].clone()];
+        path.extend(back.iter().map(|i| names[*i].clone()));
+        shorten(path)
+    }
+}
+
+/// Keeps a long cycle's path readable: its start, `…`, its end.
+fn shorten(mut path: Vec<String>) -> Vec<String> {
+    if path.len() > MAX_PATH_SHOWN {
+        let hidden = path.len() - MAX_PATH_SHOWN;
+        let tail = path.split_off(path.len() - MAX_PATH_SHOWN / 2);
+        path.truncate(MAX_PATH_SHOWN / 2);
+        path.push(format!("… ({hidden} more)"));
+        path.extend(tail);
+    }
+    path
+}
+
+/// Strongly connected components (Tarjan), iterative so a long chain cannot overflow the stack.
+/// Returns each node's component id.
+fn tarjan(edges: &[Vec<usize>]) -> Vec<usize> {
+    const UNSEEN: usize = usize::MAX;
+    let n = edges.len();
+    let mut order = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut component = vec![UNSEEN; n];
+    let mut stack = Vec::new();
+    let mut next_order = 0;
+    let mut next_component = 0;
+    for root in 0..n {
+        if order[root] != UNSEEN {
+            continue;
+        }
+        // (node, index of the next edge to follow)
+        let mut work = vec![(root, 0usize)];
+        order[root] = next_order;
+        low[root] = next_order;
+        next_order += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut i)) = work.last_mut() {
+            if let Some(&w) = edges[v].get(*i) {
+                *i += 1;
+                if order[w] == UNSEEN {
+                    order[w] = next_order;
+                    low[w] = next_order;
+                    next_order += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(order[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == order[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = next_component;
+                    if w == v {
+                        break;
+                    }
+                }
+                next_component += 1;
+            }
+        }
+    }
+    component
+}
+
+/// The names a value lists along a field, with their pointers.
+fn edge_names(value: &Value, field: &str) -> Vec<(String, String)> {
+    elements(&selected(value, field))
+        .into_iter()
+        .filter_map(|(p, d)| d.as_str().map(|s| (p, s.to_string())))
+        .collect()
+}
+
 /// A cycle through the target along the rule's field: the target's own values, then the
-/// registered entries'. Returns the pointer of the first edge and the path.
-fn find_cycle(rule: &Rule, target: &Target, cx: &Context<'_>) -> Option<(String, Vec<String>)> {
+/// registered entries'. With the run's [`CycleIndex`], a target whose edges are its registered
+/// ones is answered from the index; any other (a changed manifest) is searched, bounded.
+fn find_cycle(rule: &Rule, target: &Target, cx: &Context<'_>) -> Cycle {
+    let start_edges = edge_names(target.value(), &rule.field);
+    if start_edges.is_empty() {
+        return Cycle::None;
+    }
+    if let Some(ix) = cx.cycles.get(&rule.field)
+        && let Some(&node) = ix.index.get(&target.name)
+    {
+        let registered: Vec<usize> = ix.edges[node].clone();
+        let mine: Vec<Option<usize>> = start_edges
+            .iter()
+            .map(|(_, d)| ix.index.get(d).copied())
+            .collect();
+        let same = mine
+            .iter()
+            .flatten()
+            .copied()
+            .eq(registered.iter().copied());
+        if same {
+            if !ix.on_cycle(node) {
+                return Cycle::None;
+            }
+            let comp = ix.component[node];
+            for ((ptr, _), to) in start_edges.iter().zip(&mine) {
+                if let Some(to) = *to
+                    && ix.component[to] == comp
+                    && (to != node || ix.self_loop[node])
+                {
+                    return Cycle::Found(ptr.clone(), ix.path(node, to));
+                }
+            }
+        }
+    }
+    search_cycle(rule, target, cx, start_edges)
+}
+
+/// Breadth-first from each of the target's edges back to the target.
+fn search_cycle(
+    rule: &Rule,
+    target: &Target,
+    cx: &Context<'_>,
+    start_edges: Vec<(String, String)>,
+) -> Cycle {
     let edges = |name: &str| -> Vec<String> {
         let value = if name == target.name {
             Some(target.value())
@@ -840,47 +1257,49 @@ fn find_cycle(rule: &Rule, target: &Target, cx: &Context<'_>) -> Option<(String,
         };
         value
             .map(|v| {
-                elements(&selected(v, &rule.field))
+                edge_names(v, &rule.field)
                     .into_iter()
-                    .filter_map(|(_, d)| d.as_str().map(str::to_string))
+                    .map(|(_, d)| d)
                     .collect()
             })
             .unwrap_or_default()
     };
-    let start_edges: Vec<(String, String)> = elements(&selected(target.value(), &rule.field))
-        .into_iter()
-        .filter_map(|(p, d)| d.as_str().map(|s| (p, s.to_string())))
-        .collect();
+    // Names already known not to lead back to the target: each is expanded once over all
+    // of the target's edges, so the search is linear in what it reaches.
+    let mut dead: HashSet<String> = HashSet::new();
     for (ptr, first) in start_edges {
-        // Breadth-first from `first` back to the target, remembering parents for the path.
+        if dead.contains(&first) {
+            continue;
+        }
         let mut parent: HashMap<String, String> = HashMap::new();
         let mut queue = VecDeque::from([first.clone()]);
         let mut seen: HashSet<String> = HashSet::from([first.clone()]);
         while let Some(node) = queue.pop_front() {
             if node == target.name {
-                let mut path = vec![target.name.clone()];
+                let mut back = vec![node.clone()];
                 let mut cur = node;
-                let mut back = vec![cur.clone()];
                 while let Some(p) = parent.get(&cur) {
                     back.push(p.clone());
                     cur = p.clone();
                 }
                 back.reverse();
+                let mut path = vec![target.name.clone()];
                 path.extend(back);
-                return Some((ptr, path));
+                return Cycle::Found(ptr, shorten(path));
             }
-            if seen.len() > 100_000 {
-                break;
+            if seen.len() + dead.len() > MAX_CYCLE_SEARCH {
+                return Cycle::TooLarge(ptr);
             }
             for next in edges(&node) {
-                if seen.insert(next.clone()) {
+                if !dead.contains(&next) && seen.insert(next.clone()) {
                     parent.insert(next.clone(), node.clone());
                     queue.push_back(next);
                 }
             }
         }
+        dead.extend(seen);
     }
-    None
+    Cycle::None
 }
 
 fn drift(rule: &Rule, value: &Value, registered: &Target) -> Vec<Hit> {

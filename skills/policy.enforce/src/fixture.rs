@@ -111,6 +111,7 @@ pub fn run_dir(
             approvals,
             batch: HashSet::from([target.name.clone()]),
             now,
+            cycles: Default::default(),
         };
         let result = evaluate(set, &target, &cx);
         let got_ids: BTreeSet<String> = result.findings.iter().map(|f| f.rule_id()).collect();

@@ -70,12 +70,18 @@ pub struct World {
     pub registry_dir: RegistryDir,
     pub policies: PolicySet,
     pub registry: RegistryView,
+    /// Whether `registry` was read (else it is empty because nothing needed it).
+    pub registry_loaded: bool,
     pub now: Timestamp,
 }
 
 impl World {
     /// Loads the policies, and the registry when the action or a rule needs it (reading a
     /// large registry costs more than checking one manifest against naming rules).
+    ///
+    /// When the registry is needed, `skills.json` must exist (fail closed: "nothing
+    /// registered" would pass every escalation and drift check), except for `--action
+    /// create`, which checks a name before anything is registered.
     pub fn load(
         registry_dir: RegistryDir,
         policies: Option<&Path>,
@@ -99,7 +105,7 @@ impl World {
             )
         });
         let registry = if needs_registry {
-            RegistryView::load(&registry_dir)?
+            RegistryView::load(&registry_dir, action != Some(Action::Create))?
         } else {
             RegistryView::default()
         };
@@ -107,6 +113,7 @@ impl World {
             registry_dir,
             policies,
             registry,
+            registry_loaded: needs_registry,
             now: betty_core::time::now(),
         })
     }
@@ -165,14 +172,43 @@ pub fn check_prefetched(
         "targets read"
     );
     let approvals = world.approvals(opts.action)?;
+    // A workflow's steps are checked against the registry under any policy pack.
+    let loaded;
+    let registry =
+        if !world.registry_loaded && targets.iter().any(|t| t.kind == TargetKind::Workflow) {
+            loaded = RegistryView::load(&world.registry_dir, true)?;
+            &loaded
+        } else {
+            &world.registry
+        };
+    if let Some(path) = &registry.agents_absent
+        && world.registry_loaded
+        && opts.action != Some(Action::Create)
+        && targets
+            .iter()
+            .any(|t| t.kind == TargetKind::Agent && !t.is_registered_entry())
+    {
+        return Err(RunError::Input(betty_core::Error::Read {
+            path: path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "it does not exist, and an agent is checked against the registered versions (escalation, drift, registration); restore it, or start an empty one with `{\"registry_version\": \"1.0.0\", \"agents\": []}`",
+            ),
+        }));
+    }
     let cx = Context {
         action: opts.action,
         strict: opts.strict,
         environment: opts.environment.clone(),
-        registry: &world.registry,
+        registry,
         approvals: &approvals,
-        batch: targets.iter().map(|t| t.name.clone()).collect(),
+        batch: targets
+            .iter()
+            .filter(|t| !t.name.is_empty())
+            .map(|t| t.name.clone())
+            .collect(),
         now: world.now,
+        cycles: crate::engine::CycleIndex::for_policies(&world.policies, registry),
     };
     let results = evaluate_all(&world.policies, &targets, &cx);
     tracing::debug!(
@@ -220,19 +256,43 @@ pub fn audit_targets(world: &World) -> Result<Vec<Target>, RunError> {
     Ok(targets)
 }
 
-fn manifest_kind(path: &str, given: Option<TargetKind>) -> TargetKind {
+/// The kind of an input: `--kind`, else its file name (`skill.yaml`, `agent.yaml`, and
+/// `*.skill.yaml`/`*.agent.yaml`; a `.yaml`/`.yml` directly under a `workflows/` folder).
+/// Never the content: a `skill.yaml` holding `steps:` is still checked as a skill, so
+/// writing `steps:` cannot steer a manifest past the skill policies. Stdin and names that
+/// say nothing need `--kind`.
+pub fn kind_of(input: &str, given: Option<TargetKind>) -> Result<TargetKind, RunError> {
     if let Some(k) = given {
-        return k;
+        return Ok(k);
     }
-    let file = Path::new(path)
+    if input == "-" {
+        return Err(RunError::Usage(
+            "reading a manifest from stdin (`-`) needs `--kind skill`, `--kind agent` or `--kind workflow`: the kind is never guessed from the content".into(),
+        ));
+    }
+    let path = Path::new(input);
+    let file = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    if file == "agent.yaml" || file.ends_with(".agent.yaml") {
-        TargetKind::Agent
-    } else {
-        TargetKind::Skill
+    for (kind, name) in [(TargetKind::Skill, "skill"), (TargetKind::Agent, "agent")] {
+        for ext in ["yaml", "yml"] {
+            if file == format!("{name}.{ext}") || file.ends_with(&format!(".{name}.{ext}")) {
+                return Ok(kind);
+            }
+        }
     }
+    let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    let in_workflows = path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "workflows");
+    if yaml && in_workflows {
+        return Ok(TargetKind::Workflow);
+    }
+    Err(RunError::Usage(format!(
+        "cannot tell what `{input}` is from its name: skills are `skill.yaml`, agents `agent.yaml`, workflows `workflows/*.yaml`; pass `--kind skill`, `--kind agent` or `--kind workflow`"
+    )))
 }
 
 fn gather(world: &World, opts: &CheckOptions, pre: Prefetch) -> Result<Vec<Target>, RunError> {
@@ -294,37 +354,24 @@ fn resolve(
     opts: &CheckOptions,
     operation: bool,
 ) -> Result<Vec<Target>, RunError> {
-    if input == "-" {
-        return Ok(vec![target::read_manifest(
-            Path::new("-"),
-            opts.kind.unwrap_or(TargetKind::Skill),
-        )?]);
-    }
     let path = Path::new(input);
-    if path.exists() {
-        if opts.kind == Some(TargetKind::Workflow)
-            || (opts.kind.is_none() && looks_like_workflow(path))
-        {
+    if input == "-" || path.exists() {
+        let kind = kind_of(input, opts.kind)?;
+        if kind == TargetKind::Workflow {
             let (workflow, steps) = target::read_workflow(path)?;
             let mut out = vec![workflow];
             if operation {
-                // Each step runs the skill as registered; unregistered steps are the workflow
-                // policies' business.
-                for (name, pointer) in steps {
-                    match world.registry.find(&name) {
-                        Some(t) => out.push(t.clone()),
-                        None => tracing::warn!(
-                            "{input}: step `{pointer}` runs `{name}`, which is not registered: there is nothing to check it against"
-                        ),
+                // Each step runs the skill as registered; an unregistered step is the
+                // workflow's own blocking finding (`builtin/workflow-step-registered`).
+                for (name, _) in steps {
+                    if let Some(t) = world.registry.find(&name) {
+                        out.push(t.clone());
                     }
                 }
             }
             return Ok(out);
         }
-        return Ok(vec![target::read_manifest(
-            path,
-            manifest_kind(input, opts.kind),
-        )?]);
+        return Ok(vec![target::read_manifest(path, kind)?]);
     }
     if operation && check_safe_name("skill name", input).is_ok() {
         return Ok(vec![registered(world, input)?]);
@@ -340,28 +387,4 @@ fn resolve(
             },
         ),
     }))
-}
-
-/// A workflow file: under a `workflows/` folder, or a YAML mapping with `steps:` and no
-/// `entrypoints:` (cheap sniff of the text, no parse).
-fn looks_like_workflow(path: &Path) -> bool {
-    if path.components().any(|c| c.as_os_str() == "workflows") {
-        return true;
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    if name == "skill.yaml" || name == "agent.yaml" {
-        return false;
-    }
-    // Read like any input (a FIFO or a device is refused, never waited on).
-    let name = betty_core::source::SourceName::from(path);
-    match betty_core::source::read_text(&name, &betty_core::limits::Limits::MANIFEST) {
-        Ok(text) => {
-            text.lines().any(|l| l.starts_with("steps:"))
-                && !text.lines().any(|l| l.starts_with("entrypoints:"))
-        }
-        _ => false,
-    }
 }

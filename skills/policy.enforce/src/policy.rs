@@ -378,7 +378,11 @@ impl PolicySet {
             source: e,
         })?;
         let mut files = Vec::new();
-        for entry in entries.flatten() {
+        for entry in entries {
+            let entry = entry.map_err(|e| betty_core::Error::Read {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
             let path = entry.path();
             let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
             // Not only regular files: a FIFO, a folder or a dangling link named `*.yaml` is
@@ -1121,6 +1125,96 @@ fn parse_approval(cx: &mut Ctx<'_>, v: &Value, ptr: &str) -> Option<ApprovalRule
     })
 }
 
+/// Whether a rule's field path names something a target of this kind is documented to have
+/// (the manifest schemas in `schemas/`; for workflows, upstream's keys). A path that is known
+/// may legitimately reach nothing (an optional field); one that is not, and reaches nothing
+/// in any target of a run, is most likely a typo, and is reported.
+pub fn known_field(kind: TargetKind, field: &str) -> bool {
+    use betty_core::schema::SchemaId;
+    use std::sync::OnceLock;
+    static SKILL: OnceLock<Value> = OnceLock::new();
+    static AGENT: OnceLock<Value> = OnceLock::new();
+    if field == "$" {
+        return true;
+    }
+    let root = match kind {
+        TargetKind::Skill => SKILL.get_or_init(|| {
+            serde_json::from_str(SchemaId::SkillManifest.text()).unwrap_or(Value::Null)
+        }),
+        TargetKind::Agent => AGENT.get_or_init(|| {
+            serde_json::from_str(SchemaId::AgentManifest.text()).unwrap_or(Value::Null)
+        }),
+        TargetKind::Workflow => {
+            const WORKFLOW_KEYS: &[&str] = &[
+                "name",
+                "version",
+                "description",
+                "steps",
+                "inputs",
+                "outputs",
+                "tags",
+                "created_at",
+                "metadata",
+            ];
+            let first = field.split(['.', '[']).next().unwrap_or_default();
+            return WORKFLOW_KEYS.contains(&first);
+        }
+    };
+    let resolve = |mut node: &'static Value| -> &'static Value {
+        for _ in 0..8 {
+            match node
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix('#'))
+            {
+                Some(ptr) => node = root.pointer(ptr).unwrap_or(&Value::Null),
+                None => break,
+            }
+        }
+        node
+    };
+    // The schema nodes a node stands for: itself, or its `anyOf`/`oneOf` branches.
+    let branches = |node: &'static Value| -> Vec<&'static Value> {
+        let node = resolve(node);
+        let mut out = vec![node];
+        for key in ["anyOf", "oneOf"] {
+            if let Some(list) = node.get(key).and_then(Value::as_array) {
+                out.extend(list.iter().map(resolve));
+            }
+        }
+        out
+    };
+    let mut nodes: Vec<&'static Value> = vec![root];
+    for segment in field.split('.') {
+        let key = segment.split('[').next().unwrap_or_default();
+        let indexes = segment.matches('[').count();
+        let mut next = Vec::new();
+        let mut free_form = false;
+        for n in nodes.iter().flat_map(|n| branches(n)) {
+            match n.get("properties").and_then(Value::as_object) {
+                Some(props) => next.extend(props.get(key)),
+                None => free_form |= n.get("type").and_then(Value::as_str) == Some("object"),
+            }
+        }
+        if next.is_empty() {
+            return free_form;
+        }
+        for _ in 0..indexes {
+            let items: Vec<&'static Value> = next
+                .iter()
+                .flat_map(|n| branches(n))
+                .filter_map(|n| n.get("items"))
+                .collect();
+            if items.is_empty() {
+                return true;
+            }
+            next = items;
+        }
+        nodes = next;
+    }
+    true
+}
+
 /// The known key closest to a misspelt one (edit distance at most 2).
 fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     known
@@ -1238,6 +1332,32 @@ mod tests {
         );
         let err = load(&[&text]).unwrap_err().to_string();
         assert!(err.contains("2 checks"), "{err}");
+    }
+
+    #[test]
+    fn field_paths_are_known_from_the_manifest_schemas() {
+        for (kind, field) in [
+            (TargetKind::Skill, "name"),
+            (TargetKind::Skill, "permissions"),
+            (TargetKind::Skill, "entrypoints[*].permissions"),
+            (TargetKind::Skill, "dependencies"),
+            (
+                TargetKind::Skill,
+                "artifact_metadata.produces[*].file_pattern",
+            ),
+            (TargetKind::Agent, "skills_available"),
+            (TargetKind::Workflow, "steps[*].skill"),
+        ] {
+            assert!(known_field(kind, field), "{kind} {field}");
+        }
+        for (kind, field) in [
+            (TargetKind::Skill, "permisions"),
+            (TargetKind::Skill, "entrypoints[*].permisions"),
+            (TargetKind::Skill, "skills_available"),
+            (TargetKind::Workflow, "stepz[*].skill"),
+        ] {
+            assert!(!known_field(kind, field), "{kind} {field}");
+        }
     }
 
     #[test]

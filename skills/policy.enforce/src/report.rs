@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::engine::{Finding, Level, Outcome, TargetResult};
-use crate::policy::{Action, PolicySet};
+use crate::engine::{Finding, Level, Outcome, TargetResult, builtin};
+use crate::policy::{Action, Check, PolicySet, TargetKind, known_field};
 use crate::target::Origin;
 
 /// Version of the JSON report format.
@@ -30,8 +30,106 @@ struct JsonReport<'a> {
     summary: Value,
     targets: Vec<JsonTarget<'a>>,
     findings: Vec<&'a Finding>,
+    diagnostics: &'a [Diagnostic],
     waivers: Vec<Value>,
     policies: Vec<Value>,
+}
+
+/// A problem with the policies themselves, found while running them: a rule whose `field`
+/// reached nothing in any target it applied to, and is not a documented field of those
+/// targets (most likely a typo, which would disable the rule). A warning; `--strict` blocks.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Diagnostic {
+    /// `rule-matched-nothing`.
+    pub code: &'static str,
+    pub level: Level,
+    pub policy: String,
+    pub rule: String,
+    pub field: String,
+    /// The policy file and the rule's line and column in it.
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    /// How many targets the rule applied to.
+    pub targets: usize,
+    pub message: String,
+}
+
+pub const RULE_MATCHED_NOTHING: &str = "rule-matched-nothing";
+
+/// Rules whose field reached no value in any target they applied to, and is not a field
+/// those targets are documented to have.
+fn unmatched_rules(
+    policies: &PolicySet,
+    results: &[TargetResult],
+    strict: bool,
+) -> Vec<Diagnostic> {
+    #[derive(Clone, Copy, Default)]
+    struct Seen {
+        applied: usize,
+        matched: bool,
+        kinds: [bool; 3],
+    }
+    let mut seen: Vec<Vec<Seen>> = policies
+        .policies
+        .iter()
+        .map(|p| vec![Seen::default(); p.rules.len()])
+        .collect();
+    for r in results {
+        let k = match r.target.kind {
+            TargetKind::Skill => 0,
+            TargetKind::Agent => 1,
+            TargetKind::Workflow => 2,
+        };
+        for u in &r.rules {
+            if let Some(s) = seen
+                .get_mut(u.policy as usize)
+                .and_then(|p| p.get_mut(u.rule as usize))
+            {
+                s.applied += 1;
+                s.matched |= u.matched;
+                s.kinds[k] = true;
+            }
+        }
+    }
+    let kinds = [TargetKind::Skill, TargetKind::Agent, TargetKind::Workflow];
+    let mut out = Vec::new();
+    for (p, rules) in policies.policies.iter().zip(&seen) {
+        for (rule, s) in p.rules.iter().zip(rules) {
+            // A `required` rule reports a missing field itself.
+            if s.applied == 0 || s.matched || matches!(rule.check, Check::Required) {
+                continue;
+            }
+            let applied: Vec<TargetKind> = kinds
+                .iter()
+                .zip(s.kinds)
+                .filter(|(_, on)| *on)
+                .map(|(k, _)| *k)
+                .collect();
+            if applied.iter().any(|k| known_field(*k, &rule.field)) {
+                continue;
+            }
+            let names: Vec<&str> = applied.iter().map(|k| k.as_str()).collect();
+            out.push(Diagnostic {
+                code: RULE_MATCHED_NOTHING,
+                level: if strict { Level::Blocking } else { Level::Warning },
+                policy: p.name.clone(),
+                rule: rule.id.clone(),
+                field: rule.field.clone(),
+                file: crate::target::display_path(&p.file),
+                line: rule.pos.line.max(1),
+                column: rule.pos.column.max(1),
+                targets: s.applied,
+                message: format!(
+                    "field `{}` matched nothing in the {} target(s) the rule applied to, and is not a documented field of a {} manifest: check its spelling (a misspelt path disables the rule)",
+                    rule.field,
+                    s.applied,
+                    names.join(" or ")
+                ),
+            });
+        }
+    }
+    out
 }
 
 #[derive(serde::Serialize)]
@@ -56,6 +154,7 @@ pub struct Report {
     pub policies: PolicySet,
     pub now: Timestamp,
     pub outcome: Outcome,
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Report {
@@ -67,11 +166,15 @@ impl Report {
         environment: Option<String>,
         now: Timestamp,
     ) -> Report {
-        let outcome = results
+        let diagnostics = unmatched_rules(policies, &results, strict);
+        let mut outcome = results
             .iter()
             .map(|r| r.outcome)
             .max()
             .unwrap_or(Outcome::Passed);
+        if diagnostics.iter().any(|d| d.level == Level::Blocking) {
+            outcome = Outcome::Failed;
+        }
         Report {
             action,
             strict,
@@ -80,6 +183,7 @@ impl Report {
             policies: policies.clone(),
             now,
             outcome,
+            diagnostics,
         }
     }
 
@@ -102,6 +206,7 @@ impl Report {
             "waived": self.count(Finding::waived),
             "recorded": self.count(|f| f.level == Level::Audit),
             "approved": self.count(|f| f.level == Level::Approved),
+            "diagnostics": self.diagnostics.len(),
         })
     }
 
@@ -189,6 +294,7 @@ impl Report {
             summary: self.summary(),
             targets,
             findings: self.findings().collect(),
+            diagnostics: &self.diagnostics,
             waivers: self
                 .policies
                 .waivers
@@ -268,6 +374,26 @@ impl Report {
                 }
             }
         }
+        for d in &self.diagnostics {
+            let head = if d.level == Level::Blocking {
+                paint(
+                    "1;31",
+                    &format!("❌ Policy rule matched nothing: {}/{}", d.policy, d.rule),
+                )
+            } else {
+                paint(
+                    "1;33",
+                    &format!("⚠️  Policy rule matched nothing: {}/{}", d.policy, d.rule),
+                )
+            };
+            let _ = writeln!(out, "{head}");
+            let _ = writeln!(
+                out,
+                "   --> {}:{}:{} (rule `{}`, field `{}`)",
+                d.file, d.line, d.column, d.rule, d.field
+            );
+            let _ = writeln!(out, "   {}", d.message);
+        }
         for w in self.expired_waivers() {
             let _ = writeln!(
                 out,
@@ -290,15 +416,19 @@ impl Report {
             .iter()
             .filter(|r| r.outcome == Outcome::Failed)
             .count();
-        let detail = format!(
+        let mut detail = format!(
             "{} target(s), {} policies: {blocking} blocking, {warnings} warning(s), {pending} awaiting approval, {waived} waived",
             self.results.len(),
             self.policies.policies.len()
         );
+        let unmatched = self.diagnostics.len();
+        if unmatched > 0 {
+            let _ = write!(detail, ", {unmatched} rule(s) that matched nothing");
+        }
         match self.outcome {
             Outcome::Passed => {
                 let _ = writeln!(out, "{}", paint("1;32", "✅ Policy check passed"));
-                if self.results.len() > 1 || warnings + waived > 0 {
+                if self.results.len() > 1 || warnings + waived + unmatched > 0 {
                     let _ = writeln!(out, "   {detail}");
                 }
             }
@@ -329,7 +459,7 @@ impl Report {
                 let _ = writeln!(out, "   {detail}");
             }
             Outcome::Failed => {
-                if self.results.len() > 1 || blocking > 1 {
+                if self.results.len() > 1 || blocking > 1 || unmatched > 0 {
                     let _ = writeln!(
                         out,
                         "{}",
@@ -384,11 +514,54 @@ impl Report {
                 }));
             }
         }
+        for r in builtin::RULES {
+            ids.push(format!("{}/{}", builtin::POLICY, r.id));
+            rules.push(json!({
+                "id": format!("{}/{}", builtin::POLICY, r.id),
+                "name": format!("{}.{}", builtin::POLICY, r.id),
+                "shortDescription": { "text": r.message },
+                "fullDescription": { "text": format!("Built-in check (holds under any policy pack): {}", r.message) },
+                "defaultConfiguration": { "level": "error" },
+                "properties": {
+                    "policy": builtin::POLICY,
+                    "policyType": builtin::POLICY_TYPE,
+                    "enforcement": "blocking",
+                    "ruleKind": r.kind,
+                    "field": r.field,
+                    "controls": builtin::CONTROLS,
+                    "tags": [builtin::POLICY_TYPE],
+                },
+            }));
+        }
+        let index_of: std::collections::HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let notifications: Vec<Value> = self
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let id = format!("{}/{}", d.policy, d.rule);
+                json!({
+                    "descriptor": { "id": d.code },
+                    "associatedRule": { "id": id, "index": index_of.get(id.as_str()).copied().unwrap_or(0) },
+                    "level": if d.level == Level::Blocking { "error" } else { "warning" },
+                    "message": { "text": format!("{id}: {}", d.message) },
+                    "locations": [{
+                        "physicalLocation": {
+                            "artifactLocation": { "uri": sarif_uri(&d.file) },
+                            "region": { "startLine": d.line, "startColumn": d.column },
+                        },
+                    }],
+                })
+            })
+            .collect();
         let results: Vec<Value> = self
             .findings()
             .map(|f| {
                 let id = f.rule_id();
-                let index = ids.iter().position(|x| *x == id).unwrap_or(0);
+                let index = index_of.get(id.as_str()).copied().unwrap_or(0);
                 let level = match f.level {
                     Level::Blocking => "error",
                     Level::Warning | Level::Pending => "warning",
@@ -439,9 +612,15 @@ impl Report {
                     "version": betty_core::VERSION,
                     "informationUri": INFORMATION_URI,
                     "rules": rules,
+                    "notifications": [{
+                        "id": RULE_MATCHED_NOTHING,
+                        "shortDescription": { "text": "A rule's field matched nothing in any target it applied to (a misspelt path disables a rule)" },
+                        "defaultConfiguration": { "level": "warning" },
+                    }],
                 }},
                 "invocations": [{
                     "executionSuccessful": true,
+                    "toolConfigurationNotifications": notifications,
                     "exitCode": self.outcome.exit_status().code(),
                     "properties": { "action": self.action, "strict": self.strict, "outcome": self.outcome },
                 }],
@@ -452,13 +631,20 @@ impl Report {
 
     /// JUnit XML: one test suite per target, one test case per applicable policy.
     pub fn to_junit(&self) -> String {
-        let total: usize = self.results.iter().map(|r| r.checks.len()).sum();
+        let diag_failures = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.level == Level::Blocking)
+            .count();
+        let total: usize =
+            self.results.iter().map(|r| r.checks.len()).sum::<usize>() + self.diagnostics.len();
         let failures: usize = self
             .results
             .iter()
             .flat_map(|r| r.checks.iter())
             .filter(|c| c.result == "failed" || c.result == "pending")
-            .count();
+            .count()
+            + diag_failures;
         let mut out = String::new();
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -544,6 +730,48 @@ impl Report {
                             xml(&body)
                         );
                     }
+                }
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        if !self.diagnostics.is_empty() {
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"policy rules\" tests=\"{}\" failures=\"{diag_failures}\" errors=\"0\" skipped=\"0\">",
+                self.diagnostics.len()
+            );
+            for d in &self.diagnostics {
+                let text = format!(
+                    "{}:{}:{}: [{}] {}/{}: {}",
+                    d.file,
+                    d.line,
+                    d.column,
+                    d.level.as_str(),
+                    d.policy,
+                    d.rule,
+                    d.message
+                );
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\">",
+                    xml(&format!("policy.{}", d.policy)),
+                    xml(&format!("{} {}", d.rule, d.code)),
+                    xml(&d.file)
+                );
+                if d.level == Level::Blocking {
+                    let _ = writeln!(
+                        out,
+                        "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
+                        xml(&d.message),
+                        d.code,
+                        xml(&text)
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "\n      <system-out>warning: {}</system-out>\n    </testcase>",
+                        xml(&text)
+                    );
                 }
             }
             out.push_str("  </testsuite>\n");

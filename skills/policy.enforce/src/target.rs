@@ -57,6 +57,9 @@ pub struct LazyPositions {
     name: SourceName,
     text: String,
     doc: std::sync::OnceLock<Option<Document>>,
+    /// Byte offset of each line's start: a snippet is found without scanning the file from
+    /// its top (one scan per finding made an audit of a large registry quadratic).
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl LazyPositions {
@@ -67,6 +70,24 @@ impl LazyPositions {
             })
             .as_ref()
     }
+
+    fn line_text(&self, line: u32) -> Option<&str> {
+        let starts = self
+            .line_starts
+            .get_or_init(|| std::iter::once(0).chain(memchr_lines(&self.text)).collect());
+        let start = *starts.get((line as usize).checked_sub(1)?)?;
+        let rest = self.text.get(start..)?;
+        let end = rest.find('\n').unwrap_or(rest.len());
+        Some(rest[..end].trim_end_matches('\r'))
+    }
+}
+
+fn memchr_lines(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.bytes()
+        .enumerate()
+        .filter(|(_, b)| *b == b'\n')
+        .map(|(i, _)| i + 1)
+        .filter(move |i| *i < text.len())
 }
 
 static NULL: Value = Value::Null;
@@ -90,8 +111,9 @@ impl Target {
     }
 
     pub fn line_text(&self, line: u32) -> Option<&str> {
-        match self.positioned.as_ref().and_then(|p| p.get()) {
-            Some(doc) => doc.line_text(line),
+        match &self.positioned {
+            Some(p) if line > 0 => p.line_text(line),
+            Some(_) => None,
             None => self.doc.line_text(line),
         }
     }
@@ -145,7 +167,14 @@ impl Target {
                 } else {
                     Kind::Skill
                 };
-                (Manifest::check_shape(&doc, base, core_kind)?, Origin::File)
+                if lacks_name(value) {
+                    // A manifest without a name is the naming policy's finding (with its
+                    // location), not an input error: a batch goes on with the others.
+                    check_version_type(&doc, base, value)?;
+                    (String::new(), Origin::File)
+                } else {
+                    (Manifest::check_shape(&doc, base, core_kind)?, Origin::File)
+                }
             }
         };
         let origin = match doc.source {
@@ -161,6 +190,32 @@ impl Target {
             origin,
             positioned: None,
         })
+    }
+}
+
+/// A mapping whose `name` is absent or empty text (other shapes stay input errors).
+fn lacks_name(value: &Value) -> bool {
+    value.as_object().is_some_and(|m| match m.get("name") {
+        None => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(_) => false,
+    })
+}
+
+/// The one shape check `Manifest::check_shape` makes after the name (it stops at a missing
+/// name): an unquoted `version: 1.0` is a number, never silently a version.
+fn check_version_type(doc: &Document, base: &str, value: &Value) -> Result<(), Error> {
+    match value.get("version") {
+        Some(v) if !v.is_string() => Err(Error::Invalid {
+            input: doc.source.clone(),
+            pos: doc.pos(&format!("{base}/version")),
+            message: format!(
+                "`version` must be a string such as \"1.0.0\", found {} `{}`; YAML reads an unquoted 1.0 as a number: quote it",
+                type_name(v),
+                betty_core::manifest::scalar_text(v)
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -203,9 +258,15 @@ pub fn read_manifest(path: &Path, kind: TargetKind) -> Result<Target, Error> {
     Target::from_document(Arc::new(doc), "", kind)
 }
 
-/// Reads a workflow file: a mapping with `steps: [{skill, ...}]`.
+/// Reads a workflow file (or `-` for stdin): a mapping with `steps: [{skill, ...}]`, where a
+/// step may hold nested `steps` instead of (or besides) a `skill`. Returns every step's skill
+/// with its pointer, nested ones included.
 pub fn read_workflow(path: &Path) -> Result<(Target, Vec<(String, String)>), Error> {
-    let doc = Document::read_yaml(path, &Limits::MANIFEST)?;
+    let doc = if path == Path::new("-") {
+        Document::read_yaml_stdin(&Limits::MANIFEST)?
+    } else {
+        Document::read_yaml(path, &Limits::MANIFEST)?
+    };
     let invalid = |ptr: &str, message: String| Error::Invalid {
         input: doc.source.clone(),
         pos: doc.pos(ptr),
@@ -220,44 +281,75 @@ pub fn read_workflow(path: &Path) -> Result<(Target, Vec<(String, String)>), Err
             ),
         ));
     };
-    let steps = match map.get("steps") {
-        Some(Value::Array(steps)) => steps,
-        Some(other) => {
-            return Err(invalid(
-                "/steps",
-                format!("`steps` must be a list, found {}", type_name(other)),
-            ));
-        }
-        None => {
-            return Err(invalid(
-                "",
-                "a workflow needs `steps: [{skill: NAME, ...}]`".into(),
-            ));
-        }
-    };
+    if !map.contains_key("steps") {
+        return Err(invalid(
+            "",
+            "a workflow needs `steps: [{skill: NAME, ...}]`".into(),
+        ));
+    }
     let mut skills = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        match step.get("skill") {
-            Some(Value::String(s)) => skills.push((s.clone(), format!("/steps/{i}/skill"))),
+    let mut work = vec![(String::new(), &doc.value)];
+    while let Some((ptr, node)) = work.pop() {
+        let steps = match node.get("steps") {
+            Some(Value::Array(steps)) => steps,
             Some(other) => {
                 return Err(invalid(
-                    &format!("/steps/{i}/skill"),
-                    format!(
-                        "a step's `skill` must be a name, found {}",
-                        type_name(other)
-                    ),
+                    &format!("{ptr}/steps"),
+                    format!("`steps` must be a list, found {}", type_name(other)),
                 ));
             }
-            None => {
-                return Err(invalid(
-                    &format!("/steps/{i}"),
-                    "a step needs `skill: NAME`".into(),
-                ));
+            None => continue,
+        };
+        for (i, step) in steps.iter().enumerate().rev() {
+            let at = format!("{ptr}/steps/{i}");
+            match step.get("skill") {
+                Some(Value::String(_)) => {}
+                Some(other) => {
+                    return Err(invalid(
+                        &format!("{at}/skill"),
+                        format!(
+                            "a step's `skill` must be a name, found {}",
+                            type_name(other)
+                        ),
+                    ));
+                }
+                None if step.get("steps").is_some() => {}
+                None => {
+                    return Err(invalid(
+                        &at,
+                        "a step needs `skill: NAME` (or nested `steps:`)".into(),
+                    ));
+                }
             }
+            work.push((at, step));
         }
     }
+    skills.extend(step_skills(&doc.value));
     let target = Target::from_document(Arc::new(doc), "", TargetKind::Workflow)?;
     Ok((target, skills))
+}
+
+/// Every step's skill of a workflow, nested `steps` included, in file order, with the pointer
+/// of its `skill` value. Depth is bounded by the reader's nesting limit.
+pub fn step_skills(workflow: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut work = vec![(String::new(), workflow)];
+    while let Some((ptr, node)) = work.pop() {
+        let Some(Value::Array(steps)) = node.get("steps") else {
+            continue;
+        };
+        // Pushed in reverse so steps come out in file order.
+        for (i, step) in steps.iter().enumerate().rev() {
+            work.push((format!("{ptr}/steps/{i}"), step));
+        }
+        if let Some(Value::String(s)) = node.get("skill")
+            && !ptr.is_empty()
+        {
+            out.push((s.clone(), format!("{ptr}/skill")));
+        }
+    }
+    // A node's own skill is pushed when it is popped, before its nested steps: file order.
+    out
 }
 
 /// Every `skills/*/skill.yaml` and `agents/*/agent.yaml` under the project root, sorted.
@@ -318,18 +410,41 @@ pub fn read_manifests(paths: &[(PathBuf, TargetKind)]) -> Result<Vec<Target>, Ve
 pub struct RegistryView {
     pub entries: Vec<Target>,
     by_name: HashMap<(TargetKind, String), usize>,
+    /// `agents.json` when the registry has none (no agent is registered).
+    pub agents_absent: Option<PathBuf>,
 }
 
 impl RegistryView {
-    /// Loads `skills.json` and `agents.json` of a registry (a missing file is an empty registry).
-    pub fn load(dir: &RegistryDir) -> Result<RegistryView, Error> {
+    /// Loads `skills.json` and `agents.json` of a registry. With `require_skills`, a missing
+    /// `skills.json` is an error: the checks that need it (escalation, drift, registration)
+    /// cannot run, and "nothing registered" would pass them all. A path that exists but
+    /// cannot be read (a dangling link, a folder, no permission) is always an error.
+    pub fn load(dir: &RegistryDir, require_skills: bool) -> Result<RegistryView, Error> {
         let mut view = RegistryView::default();
         for (path, kind, tkind) in [
             (dir.skills_json(), Kind::Skill, TargetKind::Skill),
             (dir.agents_json(), Kind::Agent, TargetKind::Agent),
         ] {
-            if !path.exists() {
-                continue;
+            // `symlink_metadata`: a dangling link exists (and fails to read below), where
+            // `Path::exists` would call it absent.
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if tkind == TargetKind::Skill && require_skills {
+                        return Err(Error::Read {
+                            path,
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::NotFound,
+                                "it does not exist, and this check compares with the registered versions (escalation, drift, registration), so it cannot run; restore it, or start an empty registry with `{\"registry_version\": \"1.0.0\", \"skills\": []}`",
+                            ),
+                        });
+                    }
+                    if tkind == TargetKind::Agent {
+                        view.agents_absent = Some(path);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Error::Read { path, source: e }),
+                Ok(_) => {}
             }
             let name = SourceName::from(path.as_path());
             let text = betty_core::source::read_text(&name, &Limits::REGISTRY)?;
@@ -339,6 +454,7 @@ impl RegistryView {
                 name,
                 text,
                 doc: std::sync::OnceLock::new(),
+                line_starts: std::sync::OnceLock::new(),
             });
             let entries = doc
                 .value
@@ -346,6 +462,8 @@ impl RegistryView {
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
+            let label = label_of(&doc.source);
+            view.entries.reserve(entries.len());
             for (i, entry) in entries.iter().enumerate() {
                 let entry_name = entry
                     .get("name")
@@ -358,7 +476,7 @@ impl RegistryView {
                     doc: doc.clone(),
                     base: format!("/{}/{i}", kind.plural()),
                     origin: Origin::Registry,
-                    label: label_of(&doc.source),
+                    label: label.clone(),
                     positioned: Some(positioned.clone()),
                 };
                 // Later entries win, as in upstream (updates append).
@@ -407,16 +525,30 @@ pub enum ApprovalState {
 pub struct Approvals {
     requests: Vec<ApprovalRequest>,
     groups: Groups,
+    /// Request indexes by subject name: an operation looks only at its own subject's
+    /// requests (a scan of all of them per finding is quadratic over a batch).
+    by_skill: HashMap<String, Vec<usize>>,
 }
 
 impl Approvals {
     /// Reads every request; a corrupt one is an error naming the file (never skipped).
     pub fn load(dir: &Path) -> Result<Approvals, Error> {
         let store = ApprovalStore::new(dir);
-        Ok(Approvals {
-            requests: store.list()?,
-            groups: store.groups()?,
-        })
+        Ok(Approvals::new(store.list()?, store.groups()?))
+    }
+
+    pub fn new(requests: Vec<ApprovalRequest>, groups: Groups) -> Approvals {
+        let mut by_skill: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, r) in requests.iter().enumerate() {
+            if let Some(s) = &r.skill {
+                by_skill.entry(s.clone()).or_default().push(i);
+            }
+        }
+        Approvals {
+            requests,
+            groups,
+            by_skill,
+        }
     }
 
     /// Whether `groups.yaml` defines the group (true when no groups file exists: unknown).
@@ -438,7 +570,12 @@ impl Approvals {
         let mut pending = None;
         let mut rejected = None;
         let mut expired = None;
-        for r in &self.requests {
+        let mine = self
+            .by_skill
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for r in mine.iter().map(|i| &self.requests[*i]) {
             let op_matches = r.operation == action.as_str()
                 || r.operation.ends_with(&format!(".{}", action.as_str()));
             if !op_matches
@@ -503,11 +640,13 @@ mod tests {
         };
         let now = Timestamp::now();
         let state = |requests: Vec<ApprovalRequest>, digest: &str| {
-            Approvals {
-                requests,
-                groups: Groups::default(),
-            }
-            .state(Action::Register, "a.b", digest, &rule, now)
+            Approvals::new(requests, Groups::default()).state(
+                Action::Register,
+                "a.b",
+                digest,
+                &rule,
+                now,
+            )
         };
         let two = request("approved", &[("x", "approve"), ("y", "approve")]);
         assert!(matches!(

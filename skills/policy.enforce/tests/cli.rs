@@ -279,7 +279,10 @@ fn register_reads_paths_and_stdin_and_points_at_the_line() {
         "{}",
         out.stdout
     );
-    let out = p.run_stdin(&["--action", "register", "-"], GOOD_SKILL.as_bytes());
+    let out = p.run_stdin(
+        &["--action", "register", "--kind", "skill", "-"],
+        GOOD_SKILL.as_bytes(),
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
@@ -290,7 +293,7 @@ fn strict_makes_warnings_block() {
         "  - filesystem:read\nentry",
         "  - filesystem:read\n  - network:unrestricted\nentry",
     );
-    let m = p.write("m.yaml", &text);
+    let m = p.write("m.skill.yaml", &text);
     // network:unrestricted is a permission-controls warning and off the allow-list (blocking).
     let out = p.run(&["--format", "json", m.to_str().unwrap()]);
     let r = out.json();
@@ -531,7 +534,7 @@ fn dependency_rules() {
         "dependencies: [data.validate]",
         "dependencies: [test.coverage, ghost.skill, report.build]",
     );
-    let m = p.write("m.yaml", &text);
+    let m = p.write("m.skill.yaml", &text);
     let out = p.run(&["--format", "json", m.to_str().unwrap()]);
     assert_eq!(out.code, 1);
     let r = out.json();
@@ -569,7 +572,7 @@ fn dependency_rules() {
 fn waivers_apply_until_they_expire_and_stay_visible() {
     let p = Project::new();
     let m = p.write(
-        "m.yaml",
+        "m.skill.yaml",
         &GOOD_SKILL.replace("name: report.build", "name: Report_Build"),
     );
     let waiver = |expires: &str| {
@@ -621,7 +624,7 @@ fn waivers_apply_until_they_expire_and_stay_visible() {
 fn a_policy_may_carry_its_own_waivers() {
     let p = Project::new();
     let m = p.write(
-        "m.yaml",
+        "m.skill.yaml",
         &GOOD_SKILL.replace("name: report.build", "name: Report_Build"),
     );
     let naming =
@@ -830,7 +833,10 @@ fn sarif_validates_against_the_official_schema() {
         let errors = schema_errors(&schema, &out.json());
         assert!(errors.is_empty(), "{args:?}: {errors:#?}");
     }
-    let out = p.run_stdin(&["--format", "sarif", "-"], b"name: Bad\nversion: 1.0.0\n");
+    let out = p.run_stdin(
+        &["--format", "sarif", "--kind", "skill", "-"],
+        b"name: Bad\nversion: 1.0.0\n",
+    );
     let errors = schema_errors(&schema, &out.json());
     assert!(errors.is_empty(), "stdin: {errors:#?}");
 }
@@ -841,7 +847,7 @@ fn json_validates_against_the_report_schema() {
     let schema: Value =
         serde_json::from_str(&std::fs::read_to_string(REPORT_SCHEMA).unwrap()).unwrap();
     let m = p.write(
-        "m.yaml",
+        "m.skill.yaml",
         &GOOD_SKILL.replace("report.build", "Bad").replace(
             "  - filesystem:read\nentry",
             "  - secrets:read\n  - network:http\nentry",
@@ -1181,19 +1187,19 @@ fn bad_manifests_are_clear_errors_and_change_nothing() {
     ];
     for (what, bytes, expect) in cases {
         std::fs::write(p.root().join("bad.yaml"), &bytes).unwrap();
-        let out = p.run(&["--action", "register", "bad.yaml"]);
+        let out = p.run(&["--action", "register", "--kind", "skill", "bad.yaml"]);
         assert_error(&out, what);
         assert!(out.stderr.contains(expect), "{what}: {}", out.stderr);
-        let out = p.run_stdin(&["--action", "register", "-"], &bytes);
+        let out = p.run_stdin(&["--action", "register", "--kind", "skill", "-"], &bytes);
         assert_error(&out, what);
     }
     // 100 MB: refused from its size, before reading.
     let big = std::fs::File::create(p.root().join("big.yaml")).unwrap();
     big.set_len(100 * 1024 * 1024).unwrap();
-    let out = p.run(&["--action", "register", "big.yaml"]);
+    let out = p.run(&["--action", "register", "--kind", "skill", "big.yaml"]);
     assert_error(&out, "100 MB");
     assert!(out.stderr.contains("over the limit"), "{}", out.stderr);
-    let out = p.run(&["--action", "register", "missing.yaml"]);
+    let out = p.run(&["--action", "register", "--kind", "skill", "missing.yaml"]);
     assert_error(&out, "missing file");
     let out = p.run(&["--action", "register"]);
     assert_error(&out, "nothing to check");
