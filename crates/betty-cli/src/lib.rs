@@ -55,15 +55,51 @@ pub fn init_logging(common: &CommonArgs) {
             _ => "trace",
         }
     };
+    let colour = use_colour_on_stderr();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(use_colour_on_stderr())
+        .with_writer(move || SafeStderr { colour })
+        .with_ansi(colour)
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// Log lines on stderr with every user-supplied control character escaped. The formatter
+/// writes one whole event per `write` (its own trailing newline last), and escapes ESC and C1
+/// itself, so its colours survive; what is left (CR, embedded newlines, bidi controls, other
+/// C0; ESC too when there is no colour) is escaped here, and secrets quoted in a message are
+/// redacted.
+struct SafeStderr {
+    colour: bool,
+}
+
+impl Write for SafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (text.as_ref(), ""),
+        };
+        let redacted = betty_core::redact::redact_text(body);
+        let mut safe = String::with_capacity(redacted.len() + 1);
+        for c in redacted.chars() {
+            if (c != '\x1b' || !self.colour) && betty_core::escape::is_unsafe_char(c) {
+                safe.push_str(&betty_core::escape::escape(c.encode_utf8(&mut [0; 4])));
+            } else {
+                safe.push(c);
+            }
+        }
+        safe.push_str(end);
+        std::io::stderr().lock().write_all(safe.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn no_colour() -> bool {
@@ -162,10 +198,18 @@ pub fn run(command: impl FnOnce() -> anyhow::Result<ExitStatus>) -> ExitCode {
                 msg.push_str(&format!("\n  caused by: {cause}"));
             }
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "{msg}");
+            let _ = writeln!(stderr, "{}", safe_message(&msg));
             ExitStatus::Error.into()
         }
     }
+}
+
+/// A message for a person's terminal: secrets redacted ([`betty_core::redact::redact_text`]),
+/// control characters escaped with the message's own line breaks kept
+/// ([`betty_core::escape::EscapedLines`]). Errors and logs quote user input (names, values,
+/// lines of files), so every one of them goes through this.
+pub fn safe_message(msg: &str) -> String {
+    betty_core::escape::escape_lines(&betty_core::redact::redact_text(msg)).into_owned()
 }
 
 /// After a binary records events, starts a detached `telemetry-capture alerts deliver` (the
@@ -208,6 +252,12 @@ pub fn fire_alerts(registry: &RegistryDir) {
 pub fn parse<T: clap::Parser>() -> Result<T, ExitCode> {
     match T::try_parse() {
         Ok(t) => Ok(t),
+        Err(e) if e.use_stderr() => {
+            // Usage errors quote the offending argument: shown plain, redacted and escaped.
+            let text = e.render().to_string();
+            let _ = write!(std::io::stderr().lock(), "{}", safe_message(&text));
+            Err(ExitStatus::Error.into())
+        }
         Err(e) => {
             let _ = e.print();
             Err(if e.use_stderr() {

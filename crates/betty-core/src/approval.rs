@@ -309,8 +309,9 @@ impl ApprovalStore {
             skill: new.skill,
             requested_by: requested_by.to_string(),
             requested_at: crate::time::format(now),
-            reason: new.reason,
-            context: new.context,
+            // Stored redacted; `subject_digest` was computed by the caller on the original subject.
+            reason: crate::redact::redact_text(&new.reason).into_owned(),
+            context: crate::redact::redacted(&new.context),
             subject_digest: new.subject_digest,
             approvers: new.approvers,
             required: new.required,
@@ -485,7 +486,7 @@ impl ApprovalStore {
         req.decisions.push(Decision {
             by: by.to_string(),
             decision: verdict,
-            comment,
+            comment: comment.map(|c| crate::redact::redact_text(&c).into_owned()),
             at: crate::time::format(now),
         });
         req.status = match verdict {

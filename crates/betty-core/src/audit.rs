@@ -137,7 +137,7 @@ impl AuditLog {
         );
         entry.insert("session_id".into(), who.session_id.clone().into());
         if let Some(d) = &record.details {
-            entry.insert("details".into(), d.clone());
+            entry.insert("details".into(), crate::redact::redacted(d));
         }
         entry.insert("seq".into(), seq.into());
         entry.insert("prev_hash".into(), tail.prev_hash.clone().into());

@@ -78,13 +78,13 @@ pub enum Error {
     },
     #[error("no registry found; looked at: {}\nhint: pass `--registry DIR`, set `BETTY_REGISTRY`, or run inside a project with a `registry/` folder", looked.join(", "))]
     RegistryNotFound { looked: Vec<String> },
-    #[error("invalid {what} `{value}`: {reason}")]
+    #[error("invalid {what} `{}`: {reason}", crate::escape::Escaped(value))]
     InvalidName {
         what: &'static str,
         value: String,
         reason: &'static str,
     },
-    #[error("invalid {what} `{value}`: {reason}")]
+    #[error("invalid {what} `{}`: {reason}", crate::escape::Escaped(value))]
     InvalidArgument {
         what: &'static str,
         value: String,

@@ -14,8 +14,8 @@ use crate::fsx;
 use crate::identity::Identity;
 use crate::limits::Limits;
 
-/// What replaces a redacted value.
-pub const REDACTED: &str = "[REDACTED]";
+// Redaction lives in `crate::redact`; these names stay for callers of this module.
+pub use crate::redact::{REDACTED, is_secret_key, looks_like_credential, redact_value as redact};
 /// Schema version written into every event.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
 
@@ -284,123 +284,6 @@ pub fn is_event_type(s: &str) -> bool {
         })
 }
 
-/// Replaces, in place, every value whose key names a secret and every string that looks like a
-/// well-known credential.
-pub fn redact(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m.iter_mut() {
-                if is_secret_key(k) && !child.is_null() {
-                    *child = Value::String(REDACTED.into());
-                } else {
-                    redact(child);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        Value::String(s) if looks_like_credential(s) => *s = REDACTED.into(),
-        _ => {}
-    }
-}
-
-/// Whether a key names a secret: one of its words (split on `_`, `-`, `.`, camelCase) is a
-/// secret word, or two adjacent words form one (`api_key`, `private_key`).
-pub fn is_secret_key(key: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "token",
-        "apikey",
-        "authorization",
-        "auth",
-        "credential",
-        "credentials",
-        "cookie",
-        "passphrase",
-        "privatekey",
-    ];
-    const PAIRS: &[(&str, &str)] = &[
-        ("api", "key"),
-        ("private", "key"),
-        ("access", "key"),
-        ("secret", "key"),
-        ("signing", "key"),
-        ("session", "token"),
-    ];
-    // Called for every key of every event: compares in place, allocates nothing.
-    let mut prev: Option<&str> = None;
-    for w in key_words(key) {
-        if WORDS.iter().any(|x| x.eq_ignore_ascii_case(w))
-            || prev.is_some_and(|p| {
-                PAIRS
-                    .iter()
-                    .any(|(a, b)| a.eq_ignore_ascii_case(p) && b.eq_ignore_ascii_case(w))
-            })
-        {
-            return true;
-        }
-        prev = Some(w);
-    }
-    false
-}
-
-/// The words of a key: split on anything not an ASCII letter or digit, and where a lowercase
-/// letter or digit is followed by an uppercase one (`apiKey` is `api`, `Key`).
-fn key_words(key: &str) -> impl Iterator<Item = &str> {
-    let b = key.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < b.len() && !b[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        if i == b.len() {
-            return None;
-        }
-        let start = i;
-        let mut prev_lower = false;
-        while i < b.len() && b[i].is_ascii_alphanumeric() {
-            if b[i].is_ascii_uppercase() && prev_lower {
-                break;
-            }
-            prev_lower = b[i].is_ascii_lowercase() || b[i].is_ascii_digit();
-            i += 1;
-        }
-        Some(&key[start..i])
-    })
-}
-
-/// Bearer tokens, GitHub and Slack tokens, AWS access key ids, OpenAI-style keys, PEM keys.
-pub fn looks_like_credential(s: &str) -> bool {
-    let t = s.trim();
-    let alnum_run = |rest: &str, min: usize| {
-        rest.len() >= min
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-    };
-    t.starts_with("-----BEGIN") && t.contains("PRIVATE KEY")
-        || t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") && t.len() > 20
-        || [
-            "ghp_",
-            "gho_",
-            "ghs_",
-            "ghu_",
-            "github_pat_",
-            "xoxb-",
-            "xoxp-",
-            "sk-",
-        ]
-        .iter()
-        .any(|p| t.strip_prefix(p).is_some_and(|r| alnum_run(r, 20)))
-        || t.len() == 20
-            && t.starts_with("AKIA")
-            && t[4..]
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,32 +455,5 @@ mod tests {
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(serde_json::from_str::<Value>(lines[1]).is_ok());
-    }
-
-    #[test]
-    fn secret_keys() {
-        for k in [
-            "password",
-            "API_KEY",
-            "apiKey",
-            "x-auth-token",
-            "client_secret",
-            "Authorization",
-            "db.password",
-            "privateKey",
-            "session_token",
-        ] {
-            assert!(is_secret_key(k), "{k}");
-        }
-        for k in [
-            "max_tokens",
-            "author",
-            "session_id",
-            "keyboard",
-            "tokens_used",
-            "passed",
-        ] {
-            assert!(!is_secret_key(k), "{k}");
-        }
     }
 }
