@@ -13,16 +13,7 @@ use betty_core::schema::{SchemaId, validate};
 use betty_core::{Document, Error};
 
 fn corpus() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream-betty");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping: upstream corpus not found at {} (it lives in ../shared beside the project)",
-            p.display()
-        );
-        None
-    }
+    betty_testkit::upstream()
 }
 
 fn manifests(root: &Path, folder: &str, file: &str) -> Vec<PathBuf> {

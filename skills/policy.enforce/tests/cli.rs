@@ -12,10 +12,6 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_policy-enforce");
 const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry");
-const UPSTREAM: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/upstream-betty"
-);
 const SARIF_SCHEMA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/schemas-external/sarif-schema-2.1.0.json"
@@ -141,12 +137,9 @@ impl Project {
 }
 
 fn upstream_copy() -> Option<tempfile::TempDir> {
-    if !Path::new(UPSTREAM).is_dir() {
-        eprintln!("skipping: ../shared/upstream-betty is absent");
-        return None;
-    }
+    let upstream = betty_testkit::upstream()?;
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(Path::new(UPSTREAM), dir.path());
+    copy_dir(&upstream, dir.path());
     Some(dir)
 }
 
@@ -726,8 +719,8 @@ fn the_inline_waiver_schema_is_the_waiver_schema_with_an_optional_scope() {
 fn bundled_and_upstream_policies_follow_the_policy_schema() {
     let schema = schema("policy.schema.json");
     let mut dirs = vec![Path::new(BUNDLED).join("policies")];
-    if Path::new(UPSTREAM).is_dir() {
-        dirs.push(Path::new(UPSTREAM).join("registry/policies"));
+    if let Some(upstream) = betty_testkit::upstream() {
+        dirs.push(upstream.join("registry/policies"));
     }
     let mut checked = 0;
     for dir in dirs {
@@ -786,7 +779,7 @@ fn schema_errors(schema: &Value, instance: &Value) -> Vec<String> {
 fn sarif_validates_against_the_official_schema() {
     let Some(up) = upstream_copy() else { return };
     if !Path::new(SARIF_SCHEMA).is_file() {
-        eprintln!("skipping: the SARIF schema is absent");
+        betty_testkit::skip("the SARIF schema `../shared/schemas-external` is absent");
         return;
     }
     std::fs::write(
@@ -1288,10 +1281,10 @@ fn a_blocked_violation_fires_the_alert_rule() {
     use std::io::{BufRead, BufReader, Read};
     let deliverer = Path::new(BIN).with_file_name("telemetry-capture");
     if !deliverer.is_file() {
-        eprintln!(
-            "skipping: {} is not built (run the whole workspace's tests)",
+        betty_testkit::skip(&format!(
+            "{} is not built (run the whole workspace's tests)",
             deliverer.display()
-        );
+        ));
         return;
     }
     let p = Project::new();

@@ -9,10 +9,6 @@ use serde_json::Value;
 
 const CAPTURE: &str = env!("CARGO_BIN_EXE_telemetry-capture");
 const QUERY: &str = env!("CARGO_BIN_EXE_telemetry-query");
-const UPSTREAM: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/upstream-betty"
-);
 
 struct Reg {
     _dir: tempfile::TempDir,
@@ -333,14 +329,10 @@ fn torn_and_garbage_lines_are_skipped_and_reported() {
 
 #[test]
 fn upstream_telemetry_imports_once() {
-    let upstream = Path::new(UPSTREAM).join("registry/telemetry.json");
-    if !upstream.exists() {
-        eprintln!(
-            "skipped: upstream corpus not found at {}",
-            upstream.display()
-        );
+    let Some(upstream) = betty_testkit::upstream() else {
         return;
-    }
+    };
+    let upstream = upstream.join("registry/telemetry.json");
     let r = Reg::new();
     let copy = r.root.join("upstream-telemetry.json");
     std::fs::copy(&upstream, &copy).unwrap();
@@ -791,12 +783,12 @@ fn duckdb_reads_the_same_rows() {
         .args(["-c", "import duckdb"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: DuckDB for Python is not installed (`pip install duckdb`)");
+        betty_testkit::skip("DuckDB for Python is not installed (`pip install duckdb`)");
         return;
     }
     let r = Reg::new();
-    let upstream = Path::new(UPSTREAM).join("registry/telemetry.json");
-    if upstream.exists() {
+    if let Some(upstream) = betty_testkit::upstream() {
+        let upstream = upstream.join("registry/telemetry.json");
         assert_eq!(code(&r.capture(&["import", upstream.to_str().unwrap()])), 0);
     }
     for i in 0..50 {

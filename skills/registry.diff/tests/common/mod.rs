@@ -10,16 +10,7 @@ use serde_json::{Value, json};
 pub const BIN: &str = env!("CARGO_BIN_EXE_registry-diff");
 
 pub fn upstream() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/upstream-betty"
-    ));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipping: the upstream corpus `{}` is absent", p.display());
-        None
-    }
+    betty_testkit::upstream()
 }
 
 /// The binary, run in `dir`, isolated from the caller's environment.
