@@ -381,7 +381,8 @@ pub fn looks_like_credential(s: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
     };
     t.starts_with("-----BEGIN") && t.contains("PRIVATE KEY")
-        || t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") && t.len() > 20
+        // `get`, not `[..7]`: byte 7 of user text may fall inside a character.
+        || t.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) && t.len() > 20
         || [
             "ghp_",
             "gho_",
