@@ -34,6 +34,11 @@ fn a_fifo_as_manifest_policy_or_registry_is_refused_at_once() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("a folder"), "{}", out.stderr);
 
+    let in_all = p.dir().join("skills/fifo.skill/skill.yaml");
+    hostile::mkfifo(&in_all);
+    hostile::assert_fifo_refused(BIN, &p.dir(), &["--all"], &in_all);
+    std::fs::remove_file(&in_all).unwrap();
+
     let policy = p.registry().join("policies/zz-fifo.yaml");
     hostile::mkfifo(&policy);
     hostile::assert_fifo_refused(
