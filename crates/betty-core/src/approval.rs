@@ -205,7 +205,8 @@ pub struct Groups(pub BTreeMap<String, Vec<String>>);
 impl Groups {
     /// Reads `groups.yaml`; a missing file means no groups are defined.
     pub fn load(path: &Path) -> Result<Groups> {
-        if !path.exists() {
+        // Not `exists()`, which follows links: a dangling link is an error, never "no groups".
+        if path.symlink_metadata().is_err() {
             return Ok(Groups::default());
         }
         let doc = Document::read_yaml(path, &Limits::MANIFEST)?;

@@ -40,6 +40,10 @@ pub enum PermissionError {
     Empty,
     #[error("permission `{0}` has characters outside `a-z 0-9 _ - . : / * ~`")]
     BadCharacters(String),
+    #[error(
+        "permission `{0}` names no domain; write `domain[.action][:scope]` (`filesystem.read`)"
+    )]
+    NoDomain(String),
 }
 
 impl Permission {
@@ -77,6 +81,9 @@ impl Permission {
                 None => (first, Some(r), None),
             },
         };
+        if domain.is_empty() {
+            return Err(PermissionError::NoDomain(raw));
+        }
         let action = action.filter(|a| !a.is_empty() && a != "*");
         let scope = scope.filter(|s| !s.is_empty());
         Ok(Permission {
@@ -87,12 +94,18 @@ impl Permission {
         })
     }
 
-    /// The canonical dotted spelling (`filesystem.read`, `filesystem`, `network.http:api.x.com`).
+    /// The canonical dotted spelling (`filesystem.read`, `filesystem`, `network.http:api.x.com`,
+    /// and `network.*:api.x.com` for a scoped bare domain, which `network:api.x.com` would not
+    /// read back as). Parsing it gives the same permission.
     pub fn canonical(&self) -> String {
         let mut s = self.domain.clone();
-        if let Some(a) = &self.action {
-            s.push('.');
-            s.push_str(a);
+        match (&self.action, &self.scope) {
+            (Some(a), _) => {
+                s.push('.');
+                s.push_str(a);
+            }
+            (None, Some(_)) => s.push_str(".*"),
+            (None, None) => {}
         }
         if let Some(sc) = &self.scope {
             s.push(':');

@@ -365,7 +365,8 @@ pub fn discover_manifests(project_root: &Path) -> Vec<(PathBuf, TargetKind)> {
         let mut found: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path().join(file))
-            .filter(|p| p.is_file())
+            // Anything there is read: a FIFO or a dangling link is refused, never skipped.
+            .filter(|p| p.symlink_metadata().is_ok())
             .collect();
         found.sort();
         out.extend(found.into_iter().map(|p| (p, kind)));

@@ -219,7 +219,8 @@ pub fn version_line(v: &VersionSummary) -> String {
             v.source
                 .get("commit")
                 .and_then(Value::as_str)
-                .map(|c| &c[..c.len().min(7)])
+                // A history file is user-writable: cut at a character, never inside one.
+                .map(|c| c.char_indices().nth(7).map_or(c, |(i, _)| &c[..i]))
                 .unwrap_or("?")
         ),
         _ => String::new(),

@@ -119,7 +119,8 @@ impl Resolver {
             return read_file(&dir.skills_json(), spec, "current");
         }
         let path = PathBuf::from(spec);
-        if path.is_file() {
+        // Anything but a folder is read as a file: a FIFO or a device is refused by name.
+        if path.exists() && !path.is_dir() {
             return read_file(&path, spec, "file");
         }
         if let Some(dir) = &self.registry

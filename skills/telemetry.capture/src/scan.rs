@@ -347,7 +347,8 @@ pub fn scan(
     };
     for seg in ordered_segments {
         let path = seg.path.as_path();
-        let len = match std::fs::metadata(path) {
+        // Opened, not stat'ed by name: a FIFO or a link in the registry is an error, even empty.
+        let len = match betty_core::fsx::open_regular_io(path).and_then(|f| f.metadata()) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(read_err(path)(e)),

@@ -70,7 +70,8 @@ pub fn list(events_jsonl: &Path) -> std::io::Result<Vec<Segment>> {
         }
     }
     rotated.sort();
-    if events_jsonl.is_file() {
+    // Anything at the path is a segment: a FIFO or a link is refused when opened, never skipped.
+    if events_jsonl.symlink_metadata().is_ok() {
         rotated.push(events_jsonl.to_path_buf());
     }
     Ok(rotated

@@ -1,0 +1,84 @@
+//! Hostile files and text against the real `policy-enforce`: nothing is written through a link
+//! out of the registry, a FIFO is refused at once (manifest, policy, `skills.json`), and no
+//! text (Japanese, emoji, CR/LF, escapes) makes it panic.
+
+#[path = "../../../crates/betty-core/tests/support/hostile.rs"]
+mod hostile;
+
+use hostile::{HOSTILE, Link, Project};
+
+const BIN: &str = env!("CARGO_BIN_EXE_policy-enforce");
+const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry");
+
+#[test]
+fn no_decision_is_recorded_through_a_link() {
+    hostile::assert_no_write_through_links(BIN, BUNDLED, |_: Link| {
+        Some(
+            ["--action", "create", "--skill-name", "data.transform"]
+                .map(String::from)
+                .to_vec(),
+        )
+    });
+}
+
+#[test]
+fn a_fifo_as_manifest_policy_or_registry_is_refused_at_once() {
+    let p = Project::new(BUNDLED);
+    let manifest = p.dir().join("skill.yaml");
+    hostile::mkfifo(&manifest);
+    hostile::assert_fifo_refused(BIN, &p.dir(), &["skill.yaml"], &manifest);
+    let out = hostile::run(BIN, &p.dir(), &["/dev/zero"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("character device"), "{}", out.stderr);
+    let out = hostile::run(BIN, &p.dir(), &["registry"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("a folder"), "{}", out.stderr);
+
+    let in_all = p.dir().join("skills/fifo.skill/skill.yaml");
+    hostile::mkfifo(&in_all);
+    hostile::assert_fifo_refused(BIN, &p.dir(), &["--all"], &in_all);
+    std::fs::remove_file(&in_all).unwrap();
+
+    let policy = p.registry().join("policies/zz-fifo.yaml");
+    hostile::mkfifo(&policy);
+    hostile::assert_fifo_refused(
+        BIN,
+        &p.dir(),
+        &["--action", "create", "--skill-name", "data.transform"],
+        &policy,
+    );
+    std::fs::remove_file(&policy).unwrap();
+
+    let skills = p.registry().join("skills.json");
+    hostile::mkfifo(&skills);
+    hostile::assert_fifo_refused(BIN, &p.dir(), &["--action", "audit"], &skills);
+}
+
+#[test]
+fn hostile_text_never_panics() {
+    let p = Project::new(BUNDLED);
+    for text in HOSTILE {
+        // The error path (a bad name) and the success path (a manifest that is checked).
+        let out = hostile::run(
+            BIN,
+            &p.dir(),
+            &["--action", "create", "--skill-name", text],
+            None,
+        );
+        assert!(matches!(out.code, 1 | 2), "{text:?}: {}", out.stderr);
+        for format in ["text", "json", "sarif", "junit"] {
+            let manifest = format!(
+                "name: {}\nversion: 0.1.0\ndescription: {}\npermissions: [{}]\n",
+                serde_json::to_string(text).unwrap(),
+                serde_json::to_string(text).unwrap(),
+                serde_json::to_string(text).unwrap(),
+            );
+            hostile::run(
+                BIN,
+                &p.dir(),
+                &["--format", format, "-"],
+                Some(manifest.as_bytes()),
+            );
+        }
+    }
+}
