@@ -353,7 +353,7 @@ pub mod builtin {
             file: target.label.clone(),
             line: pos.line.max(1),
             column: pos.column.max(1),
-            snippet: target.line_text(pos.line).map(|l| l.trim_end().to_string()),
+            snippet: snippet(target, pos.line),
             controls: CONTROLS.iter().map(|c| c.to_string()).collect(),
             waiver: None,
             expired_waiver: None,
@@ -472,12 +472,24 @@ fn finding(
         file: target.label.clone(),
         line: pos.line.max(1),
         column: pos.column.max(1),
-        snippet: target.line_text(pos.line).map(|l| l.trim_end().to_string()),
+        snippet: snippet(target, pos.line),
         controls: rule.controls.clone(),
         waiver: None,
         expired_waiver: None,
         approval,
     }
+}
+
+/// Longest source line shown as a snippet: a registry written on one line would otherwise put
+/// the whole file into every finding.
+const MAX_SNIPPET: usize = 400;
+
+fn snippet(target: &Target, line: u32) -> Option<String> {
+    target
+        .line_text(line)
+        .map(str::trim_end)
+        .filter(|l| l.len() <= MAX_SNIPPET)
+        .map(str::to_string)
 }
 
 fn apply_waivers(f: &mut Finding, waivers: &[Waiver], now: Timestamp) {
@@ -1001,7 +1013,7 @@ enum Cycle {
 /// Most nodes one per-target search visits.
 const MAX_CYCLE_SEARCH: usize = 100_000;
 /// Most nodes visited to show one cycle's path (the cycle itself is already certain).
-const MAX_PATH_SEARCH: usize = 1_000;
+const MAX_PATH_SEARCH: usize = 256;
 /// Most names shown of one cycle.
 const MAX_PATH_SHOWN: usize = 12;
 

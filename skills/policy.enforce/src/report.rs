@@ -106,7 +106,13 @@ fn unmatched_rules(
                 .filter(|(_, on)| *on)
                 .map(|(k, _)| *k)
                 .collect();
-            if applied.iter().any(|k| known_field(*k, &rule.field)) {
+            // Known for any kind the policy's scope admits: a rule on an agent field legitimately
+            // matches nothing in the skills a `[skills, agents]` policy also applies to.
+            if kinds
+                .iter()
+                .filter(|k| p.scope.admits_kind(**k, true))
+                .any(|k| known_field(*k, &rule.field))
+            {
                 continue;
             }
             let names: Vec<&str> = applied.iter().map(|k| k.as_str()).collect();

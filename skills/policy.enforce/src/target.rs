@@ -335,20 +335,19 @@ pub fn step_skills(workflow: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut work = vec![(String::new(), workflow)];
     while let Some((ptr, node)) = work.pop() {
-        let Some(Value::Array(steps)) = node.get("steps") else {
-            continue;
-        };
-        // Pushed in reverse so steps come out in file order.
-        for (i, step) in steps.iter().enumerate().rev() {
-            work.push((format!("{ptr}/steps/{i}"), step));
-        }
+        // A step's own skill comes before its nested steps: file order.
         if let Some(Value::String(s)) = node.get("skill")
             && !ptr.is_empty()
         {
             out.push((s.clone(), format!("{ptr}/skill")));
         }
+        if let Some(Value::Array(steps)) = node.get("steps") {
+            // Pushed in reverse so steps come out in file order.
+            for (i, step) in steps.iter().enumerate().rev() {
+                work.push((format!("{ptr}/steps/{i}"), step));
+            }
+        }
     }
-    // A node's own skill is pushed when it is popped, before its nested steps: file order.
     out
 }
 
