@@ -195,7 +195,12 @@ pub fn deliveries_for(rules: &[Rule], event: &Value, now: jiff::Timestamp) -> Ve
 
 /// The message a Slack-compatible hook shows.
 pub fn slack_text(alert: &str, e: &Value) -> String {
-    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-");
+    let s = |k: &str| {
+        betty_core::deliver::slack_text(&betty_core::redact::redact_text(
+            e.get(k).and_then(Value::as_str).unwrap_or("-"),
+        ))
+    };
+    let alert = betty_core::deliver::slack_text(alert);
     format!(
         "Betty alert `{alert}`: {} ({}) on {} by {} at {} [{}]",
         s("event_type"),
