@@ -468,3 +468,22 @@ pub fn deliver(
 pub fn post_json(url: &str, body: &Value) -> Result<(), String> {
     betty_core::deliver::post_json(url, body, "betty-telemetry-capture").map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    #[test]
+    fn slack_text_cannot_mention_link_drive_a_terminal_or_leak() {
+        let e = json!({
+            "event_type": "policy.violated", "outcome": "blocked",
+            "skill_name": "<!channel> <http://evil|click> \u{1b}[2J & more",
+            "user": "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "timestamp": "t", "event_id": "id",
+        });
+        let text = slack_text("blocked <!here>", &e);
+        assert_eq!(
+            text,
+            "Betty alert `blocked &lt;!here&gt;`: policy.violated (blocked) on &lt;!channel&gt; &lt;http://evil|click&gt; \\x1b[2J &amp; more by [REDACTED] at t [id]"
+        );
+    }
+}
