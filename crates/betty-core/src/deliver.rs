@@ -297,8 +297,11 @@ mod tests {
         ));
     }
 
-    /// A loopback SMTP server: answers every command, returns the raw DATA and the commands.
-    fn smtp_server() -> (String, std::thread::JoinHandle<(Vec<u8>, Vec<String>)>) {
+    /// What the loopback SMTP server saw: the raw DATA and the commands.
+    type Seen = (Vec<u8>, Vec<String>);
+
+    /// A loopback SMTP server: answers every command, returns what it saw.
+    fn smtp_server() -> (String, std::thread::JoinHandle<Seen>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let server = std::thread::spawn(move || {
