@@ -78,21 +78,7 @@ struct SafeStderr {
 
 impl Write for SafeStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        let (body, end) = match text.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (text.as_ref(), ""),
-        };
-        let redacted = betty_core::redact::redact_text(body);
-        let mut safe = String::with_capacity(redacted.len() + 1);
-        for c in redacted.chars() {
-            if (c != '\x1b' || !self.colour) && betty_core::escape::is_unsafe_char(c) {
-                safe.push_str(&betty_core::escape::escape(c.encode_utf8(&mut [0; 4])));
-            } else {
-                safe.push(c);
-            }
-        }
-        safe.push_str(end);
+        let safe = safe_log_line(&String::from_utf8_lossy(buf), self.colour);
         std::io::stderr().lock().write_all(safe.as_bytes())?;
         Ok(buf.len())
     }
@@ -100,6 +86,25 @@ impl Write for SafeStderr {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// One formatted log event made safe for a terminal (see [`SafeStderr`]).
+fn safe_log_line(text: &str, colour: bool) -> String {
+    let (body, end) = match text.strip_suffix('\n') {
+        Some(b) => (b, "\n"),
+        None => (text, ""),
+    };
+    let redacted = betty_core::redact::redact_text(body);
+    let mut safe = String::with_capacity(redacted.len() + 1);
+    for c in redacted.chars() {
+        if (c != '\x1b' || !colour) && betty_core::escape::is_unsafe_char(c) {
+            safe.push_str(&betty_core::escape::escape(c.encode_utf8(&mut [0; 4])));
+        } else {
+            safe.push(c);
+        }
+    }
+    safe.push_str(end);
+    safe
 }
 
 fn no_colour() -> bool {
@@ -266,5 +271,31 @@ pub fn parse<T: clap::Parser>() -> Result<T, ExitCode> {
                 ExitStatus::Success.into()
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_and_error_messages_are_escaped_and_redacted() {
+        assert_eq!(
+            safe_log_line(
+                "WARN bad `x\r\nERROR forged\u{202e}` password=hunter2\n",
+                false
+            ),
+            "WARN bad `x\\r\\nERROR forged\\u{202e}` password=[REDACTED]\n"
+        );
+        // With colour, the formatter's own escapes stay (it escapes ESC in user fields itself).
+        assert_eq!(
+            safe_log_line("\x1b[33mWARN\x1b[0m a\tb\n", true),
+            "\x1b[33mWARN\x1b[0m a\\tb\n"
+        );
+        assert_eq!(safe_log_line("\x1b[2J\n", false), "\\x1b[2J\n");
+        assert_eq!(
+            safe_message("error: cannot read `a\x1b]0;t\x07.yaml`\n  caused by: token=abc123"),
+            "error: cannot read `a\\x1b]0;t\\x07.yaml`\n  caused by: token=[REDACTED]"
+        );
     }
 }

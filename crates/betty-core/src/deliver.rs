@@ -56,27 +56,43 @@ fn connect(host_port: &str) -> Result<TcpStream, DeliveryError> {
     Ok(s)
 }
 
-/// POSTs `body` as JSON to an `http://` URL and requires a 2xx answer.
+/// Text for a Slack-compatible `text` field: `&`, `<` and `>` escaped as Slack asks (so user
+/// text cannot mention `<!channel>` or forge a link) and control characters shown escaped.
+pub fn slack_text(s: &str) -> String {
+    crate::escape::escape(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// POSTs `body` as JSON to an `http://` URL and requires a 2xx answer. The body is redacted
+/// ([`crate::redact`]) before it leaves; errors name the URL with its secrets redacted (a
+/// webhook URL is a credential).
 pub fn post_json(url: &str, body: &Value, user_agent: &str) -> Result<(), DeliveryError> {
+    let shown = crate::redact::redact_text(url).into_owned();
     // A line break or space in the URL would end the request line and start a header.
     let rest = url
         .strip_prefix("http://")
         .filter(|r| !r.chars().any(|c| c.is_whitespace() || c.is_control()))
-        .ok_or_else(|| DeliveryError::UnsupportedUrl(url.to_string()))?;
+        .ok_or_else(|| DeliveryError::UnsupportedUrl(shown.clone()))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    // User-info is never sent on (nor named in an error): the host is what follows the last `@`.
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let host_port = if authority.contains(':') {
         authority.to_string()
     } else {
         format!("{authority}:80")
     };
     let io = |source| DeliveryError::Io {
-        target: url.to_string(),
+        target: shown.clone(),
         source,
     };
-    let payload = serde_json::to_vec(body).map_err(|e| io(e.into()))?;
+    let payload = serde_json::to_vec(&crate::redact::redacted(body)).map_err(|e| io(e.into()))?;
     let mut s = connect(&host_port)?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: {user_agent}\r\n\r\n",
@@ -92,8 +108,8 @@ pub fn post_json(url: &str, body: &Value, user_agent: &str) -> Result<(), Delive
         Ok(())
     } else {
         Err(DeliveryError::Status {
-            target: url.to_string(),
-            status: status.trim().to_string(),
+            target: shown,
+            status: crate::redact::redact_text(status.trim()).into_owned(),
         })
     }
 }
@@ -232,7 +248,9 @@ pub fn send_mail(
     say(&mut w, "DATA")?;
     expect(&mut reader, "354")?;
     // The message ends with CRLF; `.` on a line of its own ends DATA.
-    w.write_all(mail_message(from, to, subject, body).as_bytes())
+    let subject = crate::redact::redact_text(subject);
+    let body = crate::redact::redact_text(body);
+    w.write_all(mail_message(from, to, &subject, &body).as_bytes())
         .map_err(io)?;
     say(&mut w, ".")?;
     expect(&mut reader, "250")?;
@@ -279,8 +297,11 @@ mod tests {
         ));
     }
 
-    /// A loopback SMTP server: answers every command, returns the raw DATA and the commands.
-    fn smtp_server() -> (String, std::thread::JoinHandle<(Vec<u8>, Vec<String>)>) {
+    /// What the loopback SMTP server saw: the raw DATA and the commands.
+    type Seen = (Vec<u8>, Vec<String>);
+
+    /// A loopback SMTP server: answers every command, returns what it saw.
+    fn smtp_server() -> (String, std::thread::JoinHandle<Seen>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let server = std::thread::spawn(move || {

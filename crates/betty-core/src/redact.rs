@@ -282,9 +282,7 @@ fn secret_ranges(s: &str) -> Vec<(usize, usize)> {
 fn pem_block(b: &[u8], start: usize) -> Option<usize> {
     let label_start = start + "-----BEGIN ".len();
     let label_end = label_start + find(&b[label_start..], b"-----")?;
-    if find(&b[label_start..label_end], b"PRIVATE KEY").is_none() {
-        return None;
-    }
+    find(&b[label_start..label_end], b"PRIVATE KEY")?;
     let after = label_end + 5;
     Some(match find(&b[after..], b"-----END") {
         Some(e) => {

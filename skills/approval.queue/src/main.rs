@@ -91,7 +91,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     record(&ctx, "approval.cancelled", &d.request, None)?;
                     notify::send(&ctx.registry, &ctx.who, "approval.cancelled", &d.request);
                 }
-                out.line(&format!("{} cancelled", d.request.id))?;
+                out.line(&format!("{} cancelled", display(&d.request.id)))?;
                 Ok(ExitStatus::Success)
             }
             Err(e) => refusal(e),
@@ -107,25 +107,25 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             if let Some(r) = ctx.store.find_approved(&digest, op, ctx.now)? {
                 out.line(&format!(
                     "✅ approved by {} ({})",
-                    r.approvals().join(", "),
-                    r.id
+                    display(&r.approvals().join(", ")),
+                    display(&r.id)
                 ))?;
                 return Ok(ExitStatus::Success);
             }
             if let Some(r) = ctx.store.find_pending(&digest, op, ctx.now)? {
                 out.line(&format!(
                     "⏳ pending: {} ({}/{} approvals from `{}`)",
-                    r.id,
+                    display(&r.id),
                     r.approvals().len(),
                     r.required,
-                    r.approvers
+                    display(&r.approvers)
                 ))?;
                 return Ok(ExitStatus::Pending);
             }
             out.line(&format!(
                 "❌ no approval for `{}` on {} (subject {digest}); request one with `approval-queue request`",
-                subject.operation,
-                skill.as_deref().unwrap_or("this subject"),
+                display(&subject.operation),
+                display(skill.as_deref().unwrap_or("this subject")),
             ))?;
             Ok(ExitStatus::Failure)
         }
@@ -151,15 +151,15 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     for r in shown {
                         out.line(&format!(
                             "{}  {:<9}  {:<10} {:<24} {}/{} from {:<12} by {}  expires {}",
-                            r.id,
+                            display(&r.id),
                             r.effective_status(ctx.now).as_str(),
-                            r.operation,
-                            r.skill.as_deref().unwrap_or("-"),
+                            display(&r.operation),
+                            display(r.skill.as_deref().unwrap_or("-")),
                             r.approvals().len(),
                             r.required,
-                            r.approvers,
-                            r.requested_by,
-                            r.expires_at
+                            display(&r.approvers),
+                            display(&r.requested_by),
+                            display(&r.expires_at)
                         ))?;
                     }
                 }
@@ -205,7 +205,11 @@ fn decide(
                 record(ctx, "approval.expired", &req, None)?;
             }
             tracing::error!("`{id}` expired at {expires_at}; request it again");
-            out.line(&format!("❌ {id} expired at {expires_at}"))?;
+            out.line(&format!(
+                "❌ {} expired at {}",
+                display(&id),
+                display(&expires_at)
+            ))?;
             Ok(ExitStatus::Failure)
         }
         Err(e) => refusal(e),
@@ -282,8 +286,15 @@ fn record(ctx: &Ctx, event: &str, req: &ApprovalRequest, verdict: Option<Verdict
     Ok(())
 }
 
+/// User text as the text output shows it: secrets redacted (a request file may predate
+/// redaction or come from elsewhere), control characters escaped.
+fn display(s: &str) -> String {
+    betty_core::escape::escape(&betty_core::redact::redact_text(s)).into_owned()
+}
+
 fn view(r: &ApprovalRequest, now: jiff::Timestamp) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    betty_core::redact::redact_value(&mut v);
     v["effective_status"] = r.effective_status(now).as_str().into();
     v["approvals"] = json!(r.approvals());
     v
@@ -304,22 +315,24 @@ fn print_request(
         Status::Pending => "⏳",
         _ => "❌",
     };
-    out.line(&format!("{mark} {} {status}", r.id))?;
+    out.line(&format!("{mark} {} {status}", display(&r.id)))?;
     out.line(&format!(
         "  operation: {} on {}",
-        r.operation,
-        r.skill.as_deref().unwrap_or("-")
+        display(&r.operation),
+        display(r.skill.as_deref().unwrap_or("-"))
     ))?;
     out.line(&format!(
         "  requested by {} at {}: {}",
-        r.requested_by, r.requested_at, r.reason
+        display(&r.requested_by),
+        display(&r.requested_at),
+        display(&r.reason)
     ))?;
     out.line(&format!(
         "  approvals: {}/{} from `{}` ({})",
         r.approvals().len(),
         r.required,
-        r.approvers,
-        r.approvals().join(", ")
+        display(&r.approvers),
+        display(&r.approvals().join(", "))
     ))?;
     for d in &r.decisions {
         let verb = match d.decision {
@@ -328,14 +341,14 @@ fn print_request(
         };
         out.line(&format!(
             "  {} {verb} at {}{}",
-            d.by,
-            d.at,
+            display(&d.by),
+            display(&d.at),
             d.comment
                 .as_deref()
-                .map(|c| format!(": {c}"))
+                .map(|c| format!(": {}", display(c)))
                 .unwrap_or_default()
         ))?;
     }
-    out.line(&format!("  subject: {}", r.subject_digest))?;
-    out.line(&format!("  expires: {}", r.expires_at))
+    out.line(&format!("  subject: {}", display(&r.subject_digest)))?;
+    out.line(&format!("  expires: {}", display(&r.expires_at)))
 }

@@ -46,18 +46,28 @@ pub fn send(registry: &RegistryDir, who: &Identity, event: &str, req: &ApprovalR
         req.approvers,
         req.id
     );
+    // User text (operation, names, ids) cannot format a Slack message or a terminal; secrets
+    // are redacted by `deliver` on the way out.
+    let slack = betty_core::deliver::slack_text(&text);
+    let text = betty_core::escape::escape(&text).into_owned();
     let mut failures = Vec::new();
     for url in strings(&notify, "slack") {
         if let Err(e) =
-            betty_core::deliver::post_json(&url, &json!({ "text": text }), "betty-approval-queue")
+            betty_core::deliver::post_json(&url, &json!({ "text": slack }), "betty-approval-queue")
         {
-            failures.push((url, e.to_string()));
+            failures.push((
+                betty_core::redact::redact_text(&url).into_owned(),
+                e.to_string(),
+            ));
         }
     }
     for url in strings(&notify, "webhooks") {
         let body = json!({"event": event, "request": req});
         if let Err(e) = betty_core::deliver::post_json(&url, &body, "betty-approval-queue") {
-            failures.push((url, e.to_string()));
+            failures.push((
+                betty_core::redact::redact_text(&url).into_owned(),
+                e.to_string(),
+            ));
         }
     }
     if let Some(email) = notify.get("email") {

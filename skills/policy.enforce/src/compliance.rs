@@ -229,11 +229,10 @@ pub fn control_report(framework: Framework, report: &Report, audit_head: Option<
 /// The per-control report as text.
 pub fn control_text(v: &Value) -> String {
     let mut out = String::new();
+    // Text from policies and targets: redacted and escaped for the terminal.
     let s = |v: &Value, k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
+        let text = v.get(k).and_then(Value::as_str).unwrap_or_default();
+        betty_core::escape::escape(&betty_core::redact::redact_text(text)).into_owned()
     };
     let _ = writeln!(
         out,
@@ -275,7 +274,7 @@ pub fn control_text(v: &Value) -> String {
             let waived = f
                 .get("waived")
                 .and_then(Value::as_str)
-                .map(|w| format!(" [waived by {w}]"))
+                .map(|w| format!(" [waived by {}]", betty_core::escape::Escaped(w)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,

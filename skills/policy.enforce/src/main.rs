@@ -2,6 +2,7 @@
 //! YAML policies. Thin: parse flags, run the engine (the `policy_enforce` library), record the
 //! decision, print, map the outcome to an exit code.
 
+use betty_core::escape::Escaped;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -80,7 +81,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 ReportFormat::Text => {
                     for f in &run.fixtures {
                         if f.ok {
-                            out.line(&format!("✅ {} ({})", f.fixture, f.file))?;
+                            out.line(&format!(
+                                "✅ {} ({})",
+                                Escaped(&f.fixture),
+                                Escaped(&f.file)
+                            ))?;
                         } else {
                             let mut why = vec![format!(
                                 "expected {}, got {}",
@@ -98,9 +103,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                             }
                             out.line(&format!(
                                 "❌ {} ({}): {}",
-                                f.fixture,
-                                f.file,
-                                why.join("; ")
+                                Escaped(&f.fixture),
+                                Escaped(&f.file),
+                                Escaped(&why.join("; "))
                             ))?;
                         }
                     }
@@ -110,7 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                             run.unexercised.len()
                         ))?;
                         for r in &run.unexercised {
-                            out.line(&format!("  {r}"))?;
+                            out.line(&format!("  {}", Escaped(&r.to_string())))?;
                         }
                     }
                     let failed = run.fixtures.iter().filter(|f| !f.ok).count();

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use betty_core::escape::Escaped;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -320,63 +321,76 @@ impl Report {
                 s.to_string()
             }
         };
+        // User text (names, messages, file names, lines of files) cannot drive the terminal
+        // (escaped) nor show a secret (redacted).
+        let e = |s: &str| Escaped(s).to_string();
+        let shown = |s: &str| Escaped(&betty_core::redact::redact_text(s)).to_string();
         let mut out = String::new();
         for r in &self.results {
             for f in &r.findings {
                 let head = if f.waived() {
-                    paint("2", &format!("⚪ Waived: {}", f.policy))
+                    paint("2", &format!("⚪ Waived: {}", e(&f.policy)))
                 } else {
                     match f.level {
                         Level::Blocking => {
-                            paint("1;31", &format!("❌ Policy violation: {}", f.policy))
+                            paint("1;31", &format!("❌ Policy violation: {}", e(&f.policy)))
                         }
                         Level::Pending => {
-                            paint("1;33", &format!("⏳ Approval required: {}", f.policy))
+                            paint("1;33", &format!("⏳ Approval required: {}", e(&f.policy)))
                         }
                         Level::Warning => {
-                            paint("1;33", &format!("⚠️  Policy warning: {}", f.policy))
+                            paint("1;33", &format!("⚠️  Policy warning: {}", e(&f.policy)))
                         }
-                        Level::Info => format!("ℹ️  Policy note: {}", f.policy),
-                        Level::Audit => paint("2", &format!("📝 Recorded for audit: {}", f.policy)),
-                        Level::Approved => paint("32", &format!("✅ Approved: {}", f.policy)),
+                        Level::Info => format!("ℹ️  Policy note: {}", e(&f.policy)),
+                        Level::Audit => {
+                            paint("2", &format!("📝 Recorded for audit: {}", e(&f.policy)))
+                        }
+                        Level::Approved => paint("32", &format!("✅ Approved: {}", e(&f.policy))),
                     }
                 };
                 let _ = writeln!(out, "{head}");
-                let _ = writeln!(out, "   {}", f.message);
+                let _ = writeln!(out, "   {}", shown(&f.message));
                 let location = if r.target.origin == Origin::Argument {
-                    format!("{} \"{}\"", f.file, f.target)
+                    format!("{} \"{}\"", e(&f.file), e(&f.target))
                 } else {
-                    format!("{}:{}:{}", f.file, f.line, f.column)
+                    format!("{}:{}:{}", e(&f.file), f.line, f.column)
                 };
                 let _ = writeln!(
                     out,
                     "   --> {location} ({} `{}`, rule `{}`, field `{}`)",
-                    f.target_kind, f.target, f.rule, f.field
+                    f.target_kind,
+                    e(&f.target),
+                    e(&f.rule),
+                    e(&f.field)
                 );
-                let _ = writeln!(out, "   {}", f.detail);
+                let _ = writeln!(out, "   {}", shown(&f.detail));
                 if let Some(snippet) = &f.snippet
                     && r.target.origin != Origin::Argument
                 {
                     let num = f.line.to_string();
                     let pad = " ".repeat(num.len());
-                    let caret_pad: String = snippet
+                    // The caret sits under the column in the line as shown (escapes widen it).
+                    let before: String = snippet
                         .chars()
                         .take(f.column.saturating_sub(1) as usize)
-                        .map(|c| if c == '\t' { '\t' } else { ' ' })
                         .collect();
+                    let caret_pad = " ".repeat(shown(&before).chars().count());
                     let _ = writeln!(out, "   {pad} |");
-                    let _ = writeln!(out, "   {num} | {snippet}");
+                    let _ = writeln!(out, "   {num} | {}", shown(snippet));
                     let _ = writeln!(out, "   {pad} | {caret_pad}^");
                 }
                 if let Some(w) = &f.waiver {
                     let _ = writeln!(
                         out,
                         "   waived by `{}` (owner {}, until {}): {}",
-                        w.name, w.owner, w.expires, w.reason
+                        e(&w.name),
+                        e(&w.owner),
+                        e(&w.expires.to_string()),
+                        shown(&w.reason)
                     );
                 }
                 if let Some(w) = &f.expired_waiver {
-                    let _ = writeln!(out, "   the waiver {w} no longer applies");
+                    let _ = writeln!(out, "   the waiver {} no longer applies", e(&w.to_string()));
                 }
             }
         }
@@ -408,7 +422,12 @@ impl Report {
                     "1;33",
                     &format!(
                         "⚠️  Waiver `{}` expired on {} (owner {}, policy `{}`): it no longer applies; renew or remove it ({}:{})",
-                        w.name, w.expires_text, w.owner, w.policy, w.source, w.pos
+                        e(&w.name),
+                        e(&w.expires_text),
+                        e(&w.owner),
+                        e(&w.policy),
+                        e(&w.source.to_string()),
+                        w.pos
                     )
                 )
             );

@@ -180,7 +180,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     if dry_run {
                         out.line(&format!(
                             "Dry run: rolling back to {} would change the live registry like this (nothing written):",
-                            done.target
+                            render::shown(&done.target)
                         ))?;
                         out.write_str(&render::diff_text(&done.diff, style))?;
                     } else if let Some(v) = &done.version {
@@ -191,7 +191,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                         }
                         out.line(&format!(
                             "Rolled back to {} as new version {} ({})",
-                            done.target,
+                            render::shown(&done.target),
                             v.version,
                             render::counts(&done.diff)
                         ))?;
@@ -199,7 +199,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     } else {
                         out.line(&format!(
                             "The live registry already equals {}; nothing to do.",
-                            done.target
+                            render::shown(&done.target)
                         ))?;
                     }
                 }
@@ -263,7 +263,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 }
                 Format::Text => {
                     for r in &results {
-                        let short = &r.commit.hash[..r.commit.hash.len().min(7)];
+                        let short = render::shown(r.commit.hash.get(..7).unwrap_or(&r.commit.hash));
                         match &r.outcome {
                             ImportOutcome::Recorded(v, _) => {
                                 out.line(&render::version_line(&render::summary_of(v)))?
@@ -276,9 +276,10 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                                 r.commit.date
                             ))?,
                             ImportOutcome::Unreadable(m) => out.line(&format!(
-                                "{}  git {short} by {}: NOT IMPORTED: {m}",
+                                "{}  git {short} by {}: NOT IMPORTED: {}",
                                 style.paint("33", "unreadable"),
-                                r.commit.committer_email
+                                render::shown(&r.commit.committer_email),
+                                render::shown(m)
                             ))?,
                         }
                     }
@@ -439,7 +440,7 @@ fn log(
             } else if shown.is_empty() {
                 out.line(&format!(
                     "No version changed `{}`.",
-                    skill.unwrap_or_default()
+                    render::shown(skill.unwrap_or_default())
                 ))?;
             }
             for (v, changes) in &shown {
@@ -449,7 +450,7 @@ fn log(
                         match c.action {
                             ChangeAction::Changed => out.line(&format!(
                                 "    {}: {} → {}",
-                                c.field.as_deref().unwrap_or("?"),
+                                render::shown(c.field.as_deref().unwrap_or("?")),
                                 render::show_value(Some(&c.old_value).filter(|v| !v.is_null())),
                                 render::show_value(Some(&c.new_value).filter(|v| !v.is_null())),
                             ))?,
@@ -458,7 +459,7 @@ fn log(
                                 c.new_value
                                     .get("version")
                                     .and_then(Value::as_str)
-                                    .map(|v| format!(" at {v}"))
+                                    .map(|v| format!(" at {}", render::shown(v)))
                                     .unwrap_or_default()
                             ))?,
                             ChangeAction::Removed => out.line("    removed")?,

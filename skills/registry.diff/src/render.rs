@@ -2,6 +2,7 @@
 //! `Removed: NAME`), JSON documents described by `schemas/registry-diff-output.schema.json`,
 //! and one-line version summaries for `log` and `import-git`.
 
+use betty_core::escape::Escaped;
 use betty_core::history::{Change, ChangeAction, HistoryVersion};
 
 use crate::versions::VersionSummary;
@@ -32,14 +33,15 @@ impl Style {
     }
 }
 
-/// A value as text: strings bare, everything else compact JSON, long values cut.
+/// A value as text: strings bare, everything else compact JSON, long values cut; control
+/// characters escaped (`\n`, `\x1b`, bidi overrides), secrets redacted.
 pub fn show_value(v: Option<&Value>) -> String {
     let s = match v {
         None => return "(none)".to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    let s = s.replace('\n', "\\n");
+    let s = shown(&s);
     if s.chars().count() > MAX_SHOWN {
         let cut: String = s.chars().take(MAX_SHOWN).collect();
         format!("{cut}…")
@@ -61,24 +63,29 @@ pub fn diff_text(diff: &RegistryDiff, style: Style) -> String {
     out
 }
 
+/// User text (names, field paths, messages) as text output shows it: secrets redacted,
+/// control characters escaped.
+pub fn shown(s: &str) -> String {
+    Escaped(&betty_core::redact::redact_text(s)).to_string()
+}
+
 fn skill_text(s: &SkillDiff, style: Style, out: &mut String) {
+    let name = Escaped(&s.name);
     match s.action {
         ChangeAction::Changed => {
-            out.push_str(&format!("{} {}\n", style.paint("33", "Changed:"), s.name));
+            out.push_str(&format!("{} {name}\n", style.paint("33", "Changed:")));
             for f in &s.fields {
                 out.push_str(&format!(
                     "  {}: {} → {}\n",
-                    f.path,
+                    Escaped(&f.path),
                     show_value(f.old.as_ref()),
                     show_value(f.new.as_ref())
                 ));
             }
         }
-        ChangeAction::Added => {
-            out.push_str(&format!("{} {}\n", style.paint("32", "Added:"), s.name))
-        }
+        ChangeAction::Added => out.push_str(&format!("{} {name}\n", style.paint("32", "Added:"))),
         ChangeAction::Removed => {
-            out.push_str(&format!("{} {}\n", style.paint("31", "Removed:"), s.name))
+            out.push_str(&format!("{} {name}\n", style.paint("31", "Removed:")))
         }
     }
 }
@@ -204,30 +211,36 @@ pub fn version_line(v: &VersionSummary) -> String {
         if removed.len() > 5 {
             names.push("…");
         }
-        summary.push_str(&format!("; removed: {}", names.join(", ")));
+        summary.push_str(&format!("; removed: {}", Escaped(&names.join(", "))));
     }
     let origin = match v.source.get("kind").and_then(Value::as_str) {
         Some("rollback") => format!(
             "  [rollback to {}]",
-            v.source
-                .get("rollback_of")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
+            Escaped(
+                v.source
+                    .get("rollback_of")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+            )
         ),
         Some("import-git") => format!(
             "  [git {}]",
-            v.source
-                .get("commit")
-                .and_then(Value::as_str)
-                // A history file is user-writable: cut at a character, never inside one.
-                .map(|c| c.char_indices().nth(7).map_or(c, |(i, _)| &c[..i]))
-                .unwrap_or("?")
+            Escaped(
+                v.source
+                    .get("commit")
+                    .and_then(Value::as_str)
+                    .map(|c| c.char_indices().nth(7).map_or(c, |(i, _)| &c[..i]))
+                    .unwrap_or("?")
+            )
         ),
         _ => String::new(),
     };
     format!(
         "{}  {}  {}  {} skills  {summary}{origin}",
-        v.version, v.timestamp, v.changed_by, skill_count
+        Escaped(&v.version),
+        Escaped(&v.timestamp),
+        shown(&v.changed_by),
+        skill_count
     )
 }
 
@@ -257,27 +270,27 @@ pub fn check_text(
         let versions = match v.action {
             ChangeAction::Added => format!(
                 "added at {}",
-                v.new_version.as_deref().unwrap_or("(no version)")
+                Escaped(v.new_version.as_deref().unwrap_or("(no version)"))
             ),
             ChangeAction::Removed => "removed".to_string(),
             ChangeAction::Changed => format!(
                 "{} → {}, needs {}",
-                v.old_version.as_deref().unwrap_or("(none)"),
-                v.new_version.as_deref().unwrap_or("(none)"),
+                Escaped(v.old_version.as_deref().unwrap_or("(none)")),
+                Escaped(v.new_version.as_deref().unwrap_or("(none)")),
                 v.required_bump
             ),
         };
-        out.push_str(&format!("{mark} {} ({versions})\n", v.skill));
+        out.push_str(&format!("{mark} {} ({versions})\n", Escaped(&v.skill)));
         for p in &mine {
             out.push_str(&format!(
                 "   {} {}: {}\n",
                 style.paint("31", "error"),
                 p.rule,
-                p.message
+                shown(&p.message)
             ));
         }
         for c in &v.changes {
-            out.push_str(&format!("   - {} ({})\n", c.reason, c.bump));
+            out.push_str(&format!("   - {} ({})\n", shown(&c.reason), c.bump));
         }
     }
     if problems.is_empty() {

@@ -195,7 +195,12 @@ pub fn deliveries_for(rules: &[Rule], event: &Value, now: jiff::Timestamp) -> Ve
 
 /// The message a Slack-compatible hook shows.
 pub fn slack_text(alert: &str, e: &Value) -> String {
-    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-");
+    let s = |k: &str| {
+        betty_core::deliver::slack_text(&betty_core::redact::redact_text(
+            e.get(k).and_then(Value::as_str).unwrap_or("-"),
+        ))
+    };
+    let alert = betty_core::deliver::slack_text(alert);
     format!(
         "Betty alert `{alert}`: {} ({}) on {} by {} at {} [{}]",
         s("event_type"),
@@ -457,4 +462,23 @@ pub fn deliver(
 /// POSTs JSON over HTTP/1.1 and checks for a 2xx status.
 pub fn post_json(url: &str, body: &Value) -> Result<(), String> {
     betty_core::deliver::post_json(url, body, "betty-telemetry-capture").map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    #[test]
+    fn slack_text_cannot_mention_link_drive_a_terminal_or_leak() {
+        let e = json!({
+            "event_type": "policy.violated", "outcome": "blocked",
+            "skill_name": "<!channel> <http://evil|click> \u{1b}[2J & more",
+            "user": "ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "timestamp": "t", "event_id": "id",
+        });
+        let text = slack_text("blocked <!here>", &e);
+        assert_eq!(
+            text,
+            "Betty alert `blocked &lt;!here&gt;`: policy.violated (blocked) on &lt;!channel&gt; &lt;http://evil|click&gt; \\x1b[2J &amp; more by [REDACTED] at t [id]"
+        );
+    }
 }

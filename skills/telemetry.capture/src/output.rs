@@ -21,17 +21,25 @@ pub enum Format {
     Csv,
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
+/// A text cell of CSV output: quoted when it needs it (RFC 4180) and neutralised against
+/// formula injection (OWASP): a cell starting with `=`, `+`, `-`, `@`, a tab or a CR gets a
+/// leading `'` and is quoted, so a spreadsheet shows it as text instead of evaluating it.
+/// Numeric columns (`duration_ms`, counts, rates, percentiles, `seq`) are written from numbers
+/// the schema types as numbers, never through this, so a negative number stays a number.
 pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("\"'{}\"", s.replace('"', "\"\""))
+    } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
     }
 }
 
-/// Cuts text to `width` characters, marking the cut with `…`.
+/// Cuts text to `width` characters, marking the cut with `…`. Control characters are shown
+/// escaped first ([`betty_core::escape`]), so a cell cannot move the cursor or break the row.
 pub fn fit(s: &str, width: usize) -> String {
+    let s = betty_core::escape::escape(s);
     if s.chars().count() <= width {
         format!("{s:<width$}")
     } else {
@@ -39,6 +47,18 @@ pub fn fit(s: &str, width: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// An event line as `--format json|jsonl` shows it: exactly as stored, unless it carries a
+/// secret (an event written before redaction caught it, or by another tool), then redacted.
+pub fn event_json_line(line: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(mut v) = serde_json::from_slice::<Value>(line)
+        && betty_core::redact::needs_redaction(&v)
+    {
+        betty_core::redact::redact_value(&mut v);
+        return v.to_string().into();
+    }
+    String::from_utf8_lossy(line)
 }
 
 fn fmt_ms(d: Option<f64>) -> String {
@@ -60,7 +80,8 @@ pub fn event_table_header() -> String {
 
 /// One event as a table row; `colour` paints the outcome.
 pub fn event_table_row(row: &Row<'_>, colour: bool) -> String {
-    let time = row.time().get(..19).unwrap_or(row.time()).replace('T', " ");
+    let time =
+        betty_core::escape::escape(row.time().get(..19).unwrap_or(row.time())).replace('T', " ");
     let outcome = fit(row.outcome(), 10);
     let outcome = if colour {
         let code = if crate::scan::is_success(row.outcome()) {
@@ -81,7 +102,7 @@ pub fn event_table_row(row: &Row<'_>, colour: bool) -> String {
         fit(row.skill().unwrap_or("-"), 28),
         outcome,
         fmt_ms(row.duration_ms),
-        row.user.as_deref().unwrap_or("-")
+        betty_core::escape::Escaped(row.user.as_deref().unwrap_or("-"))
     )
     .trim_end()
     .to_string()
@@ -91,11 +112,13 @@ pub fn event_table_row(row: &Row<'_>, colour: bool) -> String {
 pub const CSV_COLUMNS: &str =
     "event_id,timestamp,event_type,skill_name,outcome,duration_ms,user,session_id,tool,context";
 
-/// One event as a CSV record (`context` as compact JSON).
+/// One event as a CSV record (`context` as compact JSON); secrets redacted, text cells
+/// neutralised ([`csv_field`]).
 pub fn event_csv(line: &[u8], row: &Row<'_>) -> String {
-    let full: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+    let mut full: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+    betty_core::redact::redact_value(&mut full);
     let context = &full["context"];
-    let s = |v: Option<&str>| csv_field(v.unwrap_or(""));
+    let s = |v: Option<&str>| csv_field(&betty_core::redact::redact_text(v.unwrap_or("")));
     [
         s(row.event_id.as_deref()),
         s(Some(row.time())),

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use betty_cli::Printer;
 use betty_core::ExitStatus;
 use betty_core::audit::AuditLog;
+use betty_core::escape::Escaped;
 use serde_json::{Value, json};
 use telemetry_capture::cli::{
     AuditArgs, AuditCommand, FilterArgs, ListArgs, OrderArg, QueryCli, QueryCommand,
@@ -245,10 +246,10 @@ fn list(
                 let written = match list.format {
                     Format::Table => out.line(&output::event_table_row(hit.row, colour)),
                     Format::Csv => out.line(&output::event_csv(hit.line, hit.row)),
-                    Format::Jsonl => out.line(&String::from_utf8_lossy(hit.line)),
+                    Format::Jsonl => out.line(&output::event_json_line(hit.line)),
                     Format::Json => out
                         .write_str(if shown == 0 { "\n" } else { ",\n" })
-                        .and_then(|()| out.write_str(&String::from_utf8_lossy(hit.line))),
+                        .and_then(|()| out.write_str(&output::event_json_line(hit.line))),
                 };
                 if let Err(e) = written {
                     failed = Some(e);
@@ -414,9 +415,10 @@ fn audit(log: &AuditLog, args: &AuditArgs, out: &mut Printer) -> Result<ExitStat
                             log.path.display()
                         ))?;
                         for b in &report.breaks {
-                            out.line(&format!("  [{}] {}", b.kind, b.message))?;
+                            out.line(&format!("  [{}] {}", b.kind, Escaped(&b.message)))?;
                             if let Some((_, e)) = broken.iter().find(|(i, _)| *i == b.index) {
-                                out.line(&format!("      entry {}: {}", b.index, e))?;
+                                let e = betty_core::redact::redacted(e).to_string();
+                                out.line(&format!("      entry {}: {}", b.index, Escaped(&e)))?;
                             }
                         }
                     }
@@ -521,18 +523,27 @@ fn emit_audit(e: &Value, format: Format, emitted: &mut usize, out: &mut Printer)
     out.line(&render_audit(e, format))
 }
 
+/// One audit entry as a listing shows it: secrets redacted in every format (entries written
+/// before redaction caught them), text escaped in the table, CSV cells neutralised.
 fn render_audit(e: &Value, format: Format) -> String {
+    let redacted;
+    let e = if betty_core::redact::needs_redaction(e) {
+        redacted = betty_core::redact::redacted(e);
+        &redacted
+    } else {
+        e
+    };
     let s = |k: &str| e[k].as_str().unwrap_or("-").to_string();
     let seq = e["seq"].as_u64().map(|n| n.to_string());
     match format {
         Format::Table => format!(
             "{:>6}  {:<19}  {}  {}  {}  {}",
             seq.unwrap_or("-".into()),
-            s("timestamp").get(..19).unwrap_or("-").replace('T', " "),
+            Escaped(&s("timestamp").get(..19).unwrap_or("-").replace('T', " ")),
             output::fit(&s("operation"), 24),
             output::fit(&s("skill"), 28),
             output::fit(&s("outcome"), 10),
-            s("user")
+            Escaped(&s("user"))
         )
         .trim_end()
         .to_string(),
