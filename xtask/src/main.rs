@@ -12,6 +12,7 @@ mod bench;
 mod generate;
 #[cfg(test)]
 mod tidy;
+mod torture;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&root(), &args[1..]),
         Some("demo") => demo(),
+        Some("torture") => torture::run(&root(), &args[1..]),
         Some("sync-registry") => sync_registry(),
         Some("dist") => dist(),
         // Internal: generate a time-ordered events file (`gen-events PATH BYTES`).
@@ -32,7 +34,7 @@ fn main() -> std::process::ExitCode {
         Some("bench-audit") => bench::audit_in_process(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
+                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry\n  torture kill -9 every writer at random instants; check the registry after each (--quick, --iterations N, --writer NAME, --seed N, --report FILE)\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
             );
             return std::process::ExitCode::from(2);
         }
