@@ -127,7 +127,16 @@ fn two_of_a_group_approve_and_the_approval_binds_to_the_manifest() {
     let log = betty_core::audit::AuditLog::new(&env.registry().join("audit_log.json"));
     let report = log.verify(None).unwrap();
     assert!(report.ok());
-    assert_eq!(report.hashed_entries, 3);
+    // Each transition is an intent entry before the file changed and a commit entry after.
+    assert_eq!(report.hashed_entries, 6);
+    assert!(report.unfinished.is_empty(), "{:?}", report.unfinished);
+    let mut phases = Vec::new();
+    log.for_each_entry(|_, e| phases.push(e["phase"].as_str().unwrap_or("").to_string()))
+        .unwrap();
+    assert_eq!(
+        phases,
+        ["intent", "commit", "intent", "commit", "intent", "commit"]
+    );
     let types: Vec<String> = events(&env.registry())
         .iter()
         .map(|e| e["event_type"].as_str().unwrap().to_string())

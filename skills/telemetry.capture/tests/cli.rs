@@ -396,7 +396,17 @@ fn upstream_telemetry_imports_once() {
         "--format",
         "jsonl",
     ]);
-    assert_eq!(text(&out.stdout).lines().count(), 2);
+    // Each import is an intent entry before the events and a commit entry after them.
+    let phases: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["phase"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(phases, ["intent", "commit", "intent", "commit"]);
 }
 
 #[test]
@@ -706,17 +716,18 @@ fn audit_views_detect_tampering() {
     let out = r.query(&["audit", "head"]);
     assert_eq!(code(&out), 0);
     let head = text(&out.stdout).trim().to_string();
-    assert!(head.starts_with("2:"), "{head}");
+    // Three imports, each an intent and a commit entry.
+    assert!(head.starts_with("5:"), "{head}");
     let out = r.query(&["audit", "verify", "--expect-head", &head]);
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("intact"));
     let out = r.query(&["audit", "--format", "csv"]);
-    assert_eq!(text(&out.stdout).lines().count(), 4);
+    assert_eq!(text(&out.stdout).lines().count(), 7);
     let out = r.query(&[
         "audit", "--order", "newest", "--limit", "1", "--format", "jsonl",
     ]);
     let e: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
-    assert_eq!(e["seq"], 2);
+    assert_eq!(e["seq"], 5);
     // Edit an entry.
     let log = r.root.join("audit_log.json");
     let original = std::fs::read_to_string(&log).unwrap();
@@ -724,13 +735,25 @@ fn audit_views_detect_tampering() {
     let out = r.query(&["audit", "verify"]);
     assert_eq!(code(&out), 1);
     let s = text(&out.stdout);
-    assert!(s.contains("edited") && s.contains("entry 0:"), "{s}");
-    // Truncate the tail: only the kept head shows it.
+    assert!(s.contains("edited") && s.contains("entry 1:"), "{s}");
+    // Truncate the tail (the last commit entry): only the kept head shows it as tampering;
+    // without it, the intent left without its commit is an operation that did not finish.
     let mut lines: Vec<&str> = original.lines().collect();
     lines.remove(lines.len() - 2);
     let truncated = lines.join("\n").replace(",\n]", "\n]");
     std::fs::write(&log, truncated).unwrap();
-    assert_eq!(code(&r.query(&["audit", "verify"])), 0);
+    let out = r.query(&["audit", "verify"]);
+    assert_eq!(code(&out), 0);
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("intact") && s.contains("operation did not finish") && s.contains("seq 4"),
+        "{s}"
+    );
+    let out = r.query(&["audit", "verify", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["unfinished"][0]["seq"], 4);
+    assert_eq!(v["unfinished"][0]["operation"], "telemetry.import");
     let out = r.query(&[
         "audit",
         "verify",
@@ -746,6 +769,32 @@ fn audit_views_detect_tampering() {
     assert_eq!(
         code(&r.query(&["audit", "verify", "--expect-head", "nothex"])),
         2
+    );
+    // A log emptied or deleted while the kept head names entries: tampering, exit 1.
+    for emptied in ["", "[]", "  \n"] {
+        std::fs::write(&log, emptied).unwrap();
+        let out = r.query(&["audit", "verify", "--expect-head", &head]);
+        assert_eq!(code(&out), 1, "{emptied:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("truncated"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    std::fs::remove_file(&log).unwrap();
+    let out = r.query(&[
+        "audit",
+        "verify",
+        "--expect-head",
+        &head,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["ok"].as_bool(), v["breaks"][0]["kind"].as_str()),
+        (Some(false), Some("truncated"))
     );
 }
 
