@@ -337,3 +337,113 @@ fn notifications_reach_webhooks_and_smtp_and_failures_are_recorded() {
             .contains("/gone")
     );
 }
+
+/// Every file of the registry and its bytes, sidecar lock files aside (they hold no data).
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p.clone());
+                out.insert(p, b"<dir>".to_vec());
+            } else if meta.is_symlink() {
+                out.insert(
+                    p.clone(),
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else if p.extension().is_none_or(|x| x != "lock") {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Ways to make the audit trail impossible to append to, even for root.
+fn break_audit_trail(log: &Path, how: &str) {
+    match how {
+        "torn tail" => {
+            let text = std::fs::read(log).unwrap();
+            std::fs::write(log, &text[..text.len() - 4]).unwrap();
+        }
+        "folder" => {
+            std::fs::remove_file(log).unwrap();
+            std::fs::create_dir(log).unwrap();
+            std::fs::write(log.join("x"), "").unwrap();
+        }
+        "dangling symlink" => {
+            std::fs::remove_file(log).unwrap();
+            std::os::unix::fs::symlink(log.with_file_name("gone/audit_log.json"), log).unwrap();
+        }
+        other => unreachable!("{other}"),
+    }
+}
+
+#[test]
+fn an_audit_trail_that_cannot_be_appended_blocks_every_transition() {
+    for how in ["torn tail", "folder", "dangling symlink"] {
+        let env = Env::new();
+        let id = env.request("1");
+        let cancel_me = env.request("2");
+        break_audit_trail(&env.registry().join("audit_log.json"), how);
+        let before = snapshot(&env.registry());
+        for (user, args) in [
+            ("alice@x.com", vec!["approve", id.as_str()]),
+            ("bob@x.com", vec!["reject", id.as_str()]),
+            ("dev@x.com", vec!["cancel", cancel_me.as_str()]),
+        ] {
+            let out = env.run(user, &args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{how}: {args:?}: {}",
+                stderr(&out)
+            );
+            assert!(
+                stderr(&out).contains("audit_log.json"),
+                "{how}: {}",
+                stderr(&out)
+            );
+            assert_eq!(
+                snapshot(&env.registry()),
+                before,
+                "{how}: {args:?} changed a file"
+            );
+        }
+        // A new request is refused too, and leaves no request file behind.
+        let m = env.manifest();
+        let out = env.run(
+            "dev@x.com",
+            &[
+                "request",
+                "--operation",
+                "deploy",
+                "--manifest",
+                &m,
+                "--approvers",
+                "security",
+                "--required",
+                "1",
+                "--reason",
+                "again",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{how}: {}", stderr(&out));
+        assert_eq!(
+            snapshot(&env.registry()),
+            before,
+            "{how}: request changed a file"
+        );
+        // And the requests still read as pending.
+        assert_eq!(
+            env.run("dev@x.com", &["status", &id]).status.code(),
+            Some(3)
+        );
+    }
+}
