@@ -447,3 +447,28 @@ fn an_audit_trail_that_cannot_be_appended_blocks_every_transition() {
         );
     }
 }
+
+/// Every binary's events go through the one stream appender, so they rotate too.
+#[test]
+fn approval_events_rotate_like_every_binary_s() {
+    let env = Env::new();
+    let id = env.request("2");
+    let out = Command::new(env!("CARGO_BIN_EXE_approval-queue"))
+        .args(["approve", &id, "--user", "alice@x.com"])
+        .current_dir(&env.root)
+        .env_remove("BETTY_REGISTRY")
+        .env_remove("BETTY_HOME")
+        .env("BETTY_TELEMETRY_ROTATE_BYTES", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let rotated: Vec<String> = std::fs::read_dir(env.registry().join("telemetry"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("events-") && n.ends_with(".jsonl"))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let live = std::fs::read_to_string(env.registry().join("telemetry/events.jsonl")).unwrap();
+    assert_eq!(live.lines().count(), 1);
+    assert!(live.contains("approval.decided"), "{live}");
+}
