@@ -843,4 +843,38 @@ mod tests {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2);
     }
+
+    #[test]
+    fn a_commit_without_its_intent_is_a_break_and_an_open_intent_is_unfinished() {
+        let (_d, log, _) = log_with(1);
+        let intent = |id: &str| AuditRecord {
+            step: Some(Step::Intent {
+                operation_id: id.into(),
+            }),
+            ..record(1)
+        };
+        let commit = |id: &str, intent_seq| AuditRecord {
+            step: Some(Step::Commit {
+                operation_id: id.into(),
+                intent_seq,
+            }),
+            ..record(2)
+        };
+        let open = log.append(&intent("op-a"), &who()).unwrap();
+        log.append(&intent("op-b"), &who()).unwrap();
+        log.append(&commit("op-b", open.seq + 1), &who()).unwrap();
+        let r = log.verify(None).unwrap();
+        assert!(r.ok(), "{:?}", r.breaks);
+        assert_eq!(r.unfinished.len(), 1);
+        assert_eq!(
+            (r.unfinished[0].seq, r.unfinished[0].operation_id.as_str()),
+            (1, "op-a")
+        );
+        // A commit pointing at the wrong intent, or at none.
+        log.append(&commit("op-a", 0), &who()).unwrap();
+        log.append(&commit("op-z", 1), &who()).unwrap();
+        let r = log.verify(None).unwrap();
+        let kinds: Vec<_> = r.breaks.iter().map(|b| (b.index, b.kind)).collect();
+        assert_eq!(kinds, [(4, "unmatched"), (5, "unmatched")]);
+    }
 }
