@@ -290,6 +290,16 @@ mod tests {
         assert_eq!(entries[1]["operation_id"], id.as_str());
         assert_eq!(entries[1]["intent_seq"], intent_seq);
         assert_eq!(entries[1]["operation"], "registry.record");
+        // Intent and commit entries match the published schema, and it tells them apart.
+        for e in &entries {
+            crate::schema::validate(crate::schema::SchemaId::AuditEntry, e).unwrap();
+        }
+        let mut forged = entries[1].clone();
+        forged.as_object_mut().unwrap().remove("intent_seq");
+        assert!(crate::schema::validate(crate::schema::SchemaId::AuditEntry, &forged).is_err());
+        let mut forged = entries[0].clone();
+        forged["outcome"] = "success".into();
+        assert!(crate::schema::validate(crate::schema::SchemaId::AuditEntry, &forged).is_err());
         let report = rec.audit_log().verify(None).unwrap();
         assert!(report.ok(), "{:?}", report.breaks);
         assert_eq!(report.unfinished.len(), 1);
