@@ -281,9 +281,10 @@ proptest! {
             timestamp: Some("2026-01-01T00:00:00.000000Z".into()),
             event_id: Some("01a20cc4-070b-7659-8418-f51177d4a3c7".into()),
         };
-        let mut line = Vec::new();
+        let mut batch = betty_core::telemetry::EventBatch::new();
         // Arbitrary text may be refused (exit 2), never panic; what is accepted reads back.
-        if writer.complete_line(event(), &who(), &mut line).is_ok() {
+        if writer.complete_line(event(), &who(), &mut batch).is_ok() {
+            let line = batch.bytes();
             prop_assert_eq!(line.last(), Some(&b'\n'));
             prop_assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
             let back = source::json_from_slice(&line[..line.len() - 1]).unwrap();

@@ -30,6 +30,7 @@ fn audit_details_are_redacted_and_the_chain_verifies() {
                 "note": "Bearer abcDEF1234567890 ✅",
                 "max_tokens": 5,
             })),
+            step: None,
         },
         &who(),
     )
@@ -80,6 +81,7 @@ fn approval_requests_are_stored_redacted_and_still_match_their_subject() {
             },
             "dev@x.com",
             now,
+            |_| Ok(()),
         )
         .unwrap();
     assert_eq!(req.subject_digest, digest);
@@ -93,6 +95,7 @@ fn approval_requests_are_stored_redacted_and_still_match_their_subject() {
             Some("ok; token=t0k3n".into()),
             &store.groups().unwrap(),
             now,
+            |_| Ok(()),
         )
         .unwrap();
     let text = std::fs::read_to_string(store.dir.join(format!("{}.json", req.id))).unwrap();
