@@ -472,3 +472,59 @@ fn approval_events_rotate_like_every_binary_s() {
     assert_eq!(live.lines().count(), 1);
     assert!(live.contains("approval.decided"), "{live}");
 }
+
+/// A decision killed with SIGKILL at any instant leaves no change, an intent without the
+/// change, or the change with its intent entry; never a change the audit trail does not name.
+#[test]
+fn a_decision_killed_at_any_instant_is_never_unaudited() {
+    let env = Env::new();
+    let spawn = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_approval-queue"))
+            .args(["approve", id, "--user", "alice@x.com"])
+            .current_dir(&env.root)
+            .env_remove("BETTY_REGISTRY")
+            .env_remove("BETTY_HOME")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // One full run sets the range of the random delays; it is no time limit.
+    let id = env.request("2");
+    let started = std::time::Instant::now();
+    assert_eq!(spawn(&id).wait().unwrap().code(), Some(3));
+    let full = started.elapsed().as_micros() as u64 + 1;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let log = betty_core::audit::AuditLog::new(&env.registry().join("audit_log.json"));
+    for _ in 0..20 {
+        let id = env.request("2");
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = spawn(&id);
+        std::thread::sleep(std::time::Duration::from_micros(rng % (full + full / 4)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let text =
+            std::fs::read_to_string(env.registry().join(format!("approvals/{id}.json"))).unwrap();
+        let req: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let decided = !req["decisions"].as_array().unwrap().is_empty();
+        let report = log.verify(None).unwrap();
+        assert!(report.ok(), "{:?}", report.breaks);
+        let mut intents = 0;
+        log.for_each_entry(|_, e| {
+            if e["phase"] == "intent"
+                && e["operation"] == "approval.decided"
+                && e["details"]["change"]["id"] == id.as_str()
+            {
+                intents += 1;
+            }
+        })
+        .unwrap();
+        assert!(
+            !decided || intents == 1,
+            "{id} was decided without its intent entry"
+        );
+        assert!(intents <= 1);
+    }
+}
