@@ -24,7 +24,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = doc.pos("/name");
         let _ = doc.pos("/entrypoints/0/permissions/0");
         if let Ok(m) = Manifest::from_document(doc, Kind::Skill) {
-            let _ = (m.permissions(), m.inputs(), m.outputs(), m.dependencies(), m.digest());
+            let _ = (
+                m.permissions(),
+                m.inputs(),
+                m.outputs(),
+                m.dependencies(),
+                m.digest(),
+            );
         }
     }
 });

@@ -20,6 +20,9 @@ pub const KNOWN: &[(&str, &[&str])] = &[
     ("database", &["read", "write"]),
 ];
 
+/// Longest permission accepted, as written and as normalised.
+const MAX_LEN: usize = 512;
+
 /// One normalised permission.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Permission {
@@ -40,6 +43,8 @@ pub enum PermissionError {
     Empty,
     #[error("permission `{0}` has characters outside `a-z 0-9 _ - . : / * ~`")]
     BadCharacters(String),
+    #[error("permission `{0}` is longer than 512 characters once normalised")]
+    TooLong(String),
     #[error(
         "permission `{0}` names no domain; write `domain[.action][:scope]` (`filesystem.read`)"
     )]
@@ -54,7 +59,7 @@ impl Permission {
         if t.is_empty() {
             return Err(PermissionError::Empty);
         }
-        if t.len() > 512
+        if t.len() > MAX_LEN
             || !t
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.:/*~@+=,".contains(c))
@@ -86,12 +91,18 @@ impl Permission {
         }
         let action = action.filter(|a| !a.is_empty() && a != "*");
         let scope = scope.filter(|s| !s.is_empty());
-        Ok(Permission {
+        let p = Permission {
             domain,
             action,
             scope,
             raw,
-        })
+        };
+        // The limit holds for the canonical spelling (legacy `read:` becomes `filesystem.read:`),
+        // so whatever parses has a canonical spelling that parses too (found by fuzzing).
+        if p.canonical().len() > MAX_LEN {
+            return Err(PermissionError::TooLong(p.raw));
+        }
+        Ok(p)
     }
 
     /// The canonical dotted spelling (`filesystem.read`, `filesystem`, `network.http:api.x.com`,

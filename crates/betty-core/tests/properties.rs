@@ -160,6 +160,21 @@ fn who() -> Identity {
     }
 }
 
+#[test]
+fn a_permission_at_the_length_limit_has_a_canonical_spelling_that_parses() {
+    // Found by `cargo fuzz run permission`: the canonical spelling was two characters longer
+    // than the input and over the limit. Legacy `read:` grows by `filesystem.` too.
+    for t in [
+        format!("w*+@+*::{}", "g".repeat(504)),
+        format!("read:{}", "x".repeat(505)),
+    ] {
+        if let Ok(p) = Permission::parse(&t) {
+            let canon = p.canonical();
+            assert_eq!(Permission::parse(&canon).unwrap().canonical(), canon);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 

@@ -271,8 +271,6 @@ impl<'a> RawRegistry<'a> {
     /// `None` when the text is not a well-formed registry (the caller then reads it the slow
     /// way, which says exactly what is wrong).
     pub fn parse(text: &'a str) -> Option<RawRegistry<'a>> {
-        // A repeated key anywhere sends the text the slow way, which names it.
-        betty_core::source::check_unique_keys(text).ok()?;
         let top: RawTop<'a> = serde_json::from_str(text).ok()?;
         let (kind, list) = match (top.skills, top.agents) {
             (Some(l), _) => (Kind::Skill, l),
@@ -306,8 +304,11 @@ fn leading_name(text: &str) -> Option<&str> {
     (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
 }
 
-fn parse_raw(raw: &serde_json::value::RawValue) -> Value {
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+/// An entry that differs, parsed; a key repeated in it is an error (an entry byte-identical
+/// on both sides is never parsed: the comparison does not depend on which copy a reader keeps,
+/// and checking every entry of two 10,000-skill registries would double the compare's cost).
+fn parse_raw(name: &str, raw: &serde_json::value::RawValue) -> Result<Value, String> {
+    betty_core::source::json_from_str(raw.get()).map_err(|e| format!("skill `{name}`: {e}"))
 }
 
 fn raw_index<'r>(
@@ -321,7 +322,7 @@ fn raw_index<'r>(
 }
 
 /// [`diff_registries`] over raw registries: the same result, parsing only what differs.
-pub fn diff_raw(old: &RawRegistry<'_>, new: &RawRegistry<'_>) -> RegistryDiff {
+pub fn diff_raw(old: &RawRegistry<'_>, new: &RawRegistry<'_>) -> Result<RegistryDiff, String> {
     let kind = old.kind;
     let (old_map, new_map) = (raw_index(old), raw_index(new));
     let (mut changed, mut added, mut removed) = (Vec::new(), Vec::new(), Vec::new());
@@ -331,14 +332,14 @@ pub fn diff_raw(old: &RawRegistry<'_>, new: &RawRegistry<'_>) -> RegistryDiff {
             None => removed.push(SkillDiff {
                 name: name.to_string(),
                 action: ChangeAction::Removed,
-                old: Some(without_registry_keys(&parse_raw(a))),
+                old: Some(without_registry_keys(&parse_raw(name, a)?)),
                 new: None,
                 old_index: Some(*i),
                 fields: Vec::new(),
             }),
             Some((_, b)) if a.get() == b.get() => unchanged += 1,
             Some((_, b)) => {
-                let (x, y) = (parse_raw(a), parse_raw(b));
+                let (x, y) = (parse_raw(name, a)?, parse_raw(name, b)?);
                 let fields = diff_entries(&x, &y);
                 if fields.is_empty() {
                     unchanged += 1;
@@ -361,13 +362,15 @@ pub fn diff_raw(old: &RawRegistry<'_>, new: &RawRegistry<'_>) -> RegistryDiff {
                 name: name.to_string(),
                 action: ChangeAction::Added,
                 old: None,
-                new: Some(without_registry_keys(&parse_raw(b))),
+                new: Some(without_registry_keys(&parse_raw(name, b)?)),
                 old_index: None,
                 fields: Vec::new(),
             });
         }
     }
-    RegistryDiff::assemble(kind, changed, added, removed, unchanged)
+    Ok(RegistryDiff::assemble(
+        kind, changed, added, removed, unchanged,
+    ))
 }
 
 impl RegistryDiff {
@@ -687,8 +690,18 @@ mod tests {
             RawRegistry::parse(&ta).unwrap(),
             RawRegistry::parse(&tb).unwrap(),
         );
-        assert_eq!(diff_raw(&ra, &rb), diff_registries(&a, &b, Kind::Skill));
-        assert_eq!(diff_raw(&ra, &rb).unchanged, 2);
+        assert_eq!(
+            diff_raw(&ra, &rb).unwrap(),
+            diff_registries(&a, &b, Kind::Skill)
+        );
+        assert_eq!(diff_raw(&ra, &rb).unwrap().unchanged, 2);
+        // A key repeated in an entry that differs is an error naming the skill.
+        let dup = r#"{"skills": [{"name": "a", "v": 1, "v": 2}]}"#;
+        let err = diff_raw(&ra, &RawRegistry::parse(dup).unwrap()).unwrap_err();
+        assert!(
+            err.contains("skill `a`") && err.contains("duplicate key `v`"),
+            "{err}"
+        );
         assert!(RawRegistry::parse("{\"skills\": [{\"name\": 1}]}").is_none());
         assert!(RawRegistry::parse("{\"skills\": [}").is_none());
         assert!(RawRegistry::parse("[]").is_none());

@@ -379,7 +379,9 @@ fn compare(common: &CommonArgs, spec: &Compare) -> Result<(Snapshot, Snapshot, R
         );
     }
     let mut diff = match (from.raw(), to.raw()) {
-        (Some(a), Some(b)) => diff_raw(&a, &b),
+        (Some(a), Some(b)) => diff_raw(&a, &b).map_err(|e| {
+            anyhow::anyhow!("cannot compare `{}` with `{}`: {e}", from.label, to.label)
+        })?,
         _ => diff_registries(&from.to_value(), &to.to_value(), from.kind),
     };
     if let Some(name) = &spec.skill {
