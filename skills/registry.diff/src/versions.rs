@@ -116,6 +116,7 @@ pub fn rollback(
     who: &str,
     now: jiff::Timestamp,
     dry_run: bool,
+    gate: impl FnOnce(&RegistryDiff, &Value) -> betty_core::Result<bool>,
 ) -> betty_core::Result<RolledBack> {
     let history = History::new(&dir.history_dir());
     let lock = history.lock()?;
@@ -134,6 +135,10 @@ pub fn rollback(
         version: None,
     };
     if dry_run || live_bytes == bytes {
+        return Ok(out);
+    }
+    // The escalation and approval checks of an update (`crate::gate`), under the locks.
+    if !gate(&out.diff, &old.registry)? {
         return Ok(out);
     }
     // Keep the live state in history before replacing it.
