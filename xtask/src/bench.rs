@@ -382,6 +382,76 @@ fn policy_enforce(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
         target: "< 1000 ms".into(),
         met: Some(t.median < Duration::from_millis(1000)),
     });
+    dependency_chain(ctx, rows)?;
+    Ok(())
+}
+
+/// `--action audit` over N registered skills in one dependency chain against N independent
+/// ones: cycle and dependency checks are linear, so the chain costs about the same.
+fn dependency_chain(ctx: &Ctx, rows: &mut Vec<Row>) -> Result<()> {
+    let pe = ctx.bin.join("policy-enforce");
+    let pe = pe.display();
+    let n = if ctx.quick { 5_000 } else { 40_000 };
+    let mut dirs = Vec::new();
+    for chained in [true, false] {
+        let dir = ctx.work.join(if chained { "chain" } else { "independent" });
+        copy_dir(
+            &ctx.root.join("registry/policies"),
+            &dir.join("registry/policies"),
+        )?;
+        std::fs::write(dir.join("registry/audit_log.json"), "[\n]\n")?;
+        let skills: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let deps: Vec<String> = if chained && i + 1 < n {
+                    vec![format!("chain.s{}", i + 1)]
+                } else {
+                    Vec::new()
+                };
+                serde_json::json!({
+                    "name": format!("chain.s{i}"), "version": "1.0.0",
+                    "description": "One link of a long dependency chain.", "status": "active",
+                    "dependencies": deps,
+                })
+            })
+            .collect();
+        let reg = serde_json::json!({"registry_version": "1.0.0", "generated_at": "2026-01-01T00:00:00Z", "skills": skills});
+        std::fs::write(
+            dir.join("registry/skills.json"),
+            serde_json::to_vec_pretty(&reg)?,
+        )?;
+        dirs.push(dir);
+    }
+    // The audit trail grows by one entry a run on each side alike.
+    let cmd = format!("{pe} --registry registry --action audit -q");
+    let mut words = cmd.split_whitespace();
+    let program = words.next().unwrap_or_default().to_string();
+    let args: Vec<&str> = words.collect();
+    let runs = if ctx.quick { 1 } else { 3 };
+    let chain = command_runner(&dirs[0], &program, &args);
+    let flat = command_runner(&dirs[1], &program, &args);
+    chain()?;
+    flat()?;
+    let (mut tc, mut tf) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        tc.push(chain()?);
+        tf.push(flat()?);
+    }
+    tc.sort();
+    tf.sort();
+    let ours = Timing {
+        median: tc[tc.len() / 2],
+    };
+    let base = Timing {
+        median: tf[tf.len() / 2],
+    };
+    rows.push(ratio_row(
+        &format!("policy-enforce --action audit: {n} skills in one dependency chain"),
+        &ours,
+        &base,
+        &format!("{n} independent skills"),
+        1.5,
+        false,
+    ));
     Ok(())
 }
 

@@ -1381,6 +1381,84 @@ mod tests {
         assert_eq!(missing(&v, "meta.owner"), vec![""]);
     }
 
+    /// A registry of `n` skills, each depending on the next; `ring` closes it into a cycle.
+    fn chain(n: usize, ring: bool) -> (tempfile::TempDir, RegistryView) {
+        let dir = tempfile::tempdir().unwrap();
+        let skills: Vec<Value> = (0..n)
+            .map(|i| {
+                let next = if i + 1 < n {
+                    Some(i + 1)
+                } else {
+                    ring.then_some(0)
+                };
+                serde_json::json!({"name": format!("c.s{i}"), "version": "1.0.0",
+                    "dependencies": next.map(|j| vec![format!("c.s{j}")]).unwrap_or_default()})
+            })
+            .collect();
+        let reg = serde_json::json!({"registry_version": "1.0.0", "skills": skills});
+        std::fs::write(dir.path().join("skills.json"), reg.to_string()).unwrap();
+        let rd = betty_core::discover::RegistryDir {
+            root: dir.path().to_path_buf(),
+            origin: betty_core::discover::Origin::Flag,
+        };
+        let view = RegistryView::load(&rd, true).unwrap();
+        (dir, view)
+    }
+
+    fn acyclic_set() -> PolicySet {
+        let doc = betty_core::Document::parse_yaml(
+            betty_core::SourceName::Named("p.yaml".into()),
+            "policy:\n  name: p\n  version: 1.0.0\n  rules:\n    - field: dependencies\n      acyclic: true\n      message: m\n      severity: error\n  enforcement: blocking\n".into(),
+            &betty_core::limits::Limits::MANIFEST,
+        )
+        .unwrap();
+        PolicySet::from_documents(&[doc]).unwrap()
+    }
+
+    /// Cost counted in nodes visited, not in time: every skill of a 40,000-skill chain is
+    /// answered from the one Tarjan pass (no per-skill search), and a cycle's path is traced
+    /// within a fixed bound per skill.
+    #[test]
+    fn cycle_checks_over_a_long_chain_are_linear() {
+        let set = acyclic_set();
+        let approvals = Approvals::default();
+        for (n, ring) in [(40_000, false), (3_000, true)] {
+            let (_dir, view) = chain(n, ring);
+            let cx = Context {
+                action: Some(Action::Audit),
+                strict: false,
+                environment: None,
+                registry: &view,
+                approvals: &approvals,
+                batch: HashSet::new(),
+                now: Timestamp::now(),
+                cycles: CycleIndex::for_policies(&set, &view),
+            };
+            let targets: Vec<Target> = view.current().cloned().collect();
+            let results = evaluate_all(&set, &targets, &cx);
+            let cycles = results.iter().filter(|r| !r.findings.is_empty()).count();
+            let visited = cx.cycles["dependencies"].visited.load(Ordering::Relaxed);
+            if ring {
+                assert_eq!(cycles, n);
+                assert!(visited <= n * (MAX_PATH_SEARCH + 1), "{visited}");
+                let d = &results[0].findings[0].detail;
+                assert!(d.starts_with("dependency cycle: c.s0 → c.s1 → "), "{d}");
+            } else {
+                assert_eq!(cycles, 0);
+                assert_eq!(visited, 0, "answered from the index, no search");
+            }
+        }
+        // Tarjan itself is iterative: a 40,000-long chain does not overflow the stack.
+        let edges: Vec<Vec<usize>> = (0..40_000).map(|i| vec![(i + 1) % 40_000]).collect();
+        let c = tarjan(&edges);
+        assert!(c.iter().all(|x| *x == c[0]));
+        let edges: Vec<Vec<usize>> = (0..40_000usize)
+            .map(|i| if i + 1 < 40_000 { vec![i + 1] } else { vec![] })
+            .collect();
+        let c: HashSet<usize> = tarjan(&edges).into_iter().collect();
+        assert_eq!(c.len(), 40_000);
+    }
+
     #[test]
     fn workspace_paths() {
         assert!(outside_workspace("/etc/shadow").is_some());

@@ -98,6 +98,9 @@ pub enum Command {
         /// Show what would change; write nothing
         #[arg(long)]
         dry_run: bool,
+        /// Accept wider permissions than today's, each with an approved `update` request
+        #[arg(long)]
+        allow_escalation: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

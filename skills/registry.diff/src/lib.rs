@@ -4,10 +4,11 @@
 //! The record format, version ids and the locked append live in `betty_core::history`; this
 //! crate holds what is specific to the tool: the diff ([`diff`]), the semver rules
 //! ([`semver`]), what a `--compare` argument names ([`snapshot`], [`git`]), the writers of
-//! history ([`versions`]), presentation ([`render`]) and the command line ([`cli`]).
+//! history ([`versions`]), the escalation gate a rollback passes ([`gate`]), presentation ([`render`]) and the command line ([`cli`]).
 
 pub mod cli;
 pub mod diff;
+pub mod gate;
 pub mod git;
 pub mod render;
 pub mod semver;

@@ -151,13 +151,23 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         Some(Command::Rollback {
             version,
             dry_run,
+            allow_escalation,
             format,
         }) => {
             let id = VersionId::parse(&version)?;
             let dir = common.registry_dir()?;
             let recorder = Recorder::new(&dir, TOOL, &common.identity()?);
-            let mut done =
-                versions::rollback(&dir, id, &recorder, betty_core::time::now(), dry_run)?;
+            let now = betty_core::time::now();
+            let mut refused = None;
+            let mut done = versions::rollback(&dir, id, &recorder, now, dry_run, |diff, to| {
+                let verdict = registry_diff::gate::check(&dir, diff, to, allow_escalation, now)?;
+                Ok(verdict.map_err(|r| refused = Some(r)).is_ok())
+            })?;
+            if let Some(r) = refused {
+                // A failed check (exit 1), nothing written: like `check` on an escalation.
+                tracing::error!("rollback to {version} refused: it widens permissions\n{r}");
+                return Ok(ExitStatus::Failure);
+            }
             if let Some(v) = &done.version {
                 commit(
                     &recorder,

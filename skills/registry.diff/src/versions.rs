@@ -177,6 +177,7 @@ pub fn rollback(
     recorder: &Recorder,
     now: jiff::Timestamp,
     dry_run: bool,
+    gate: impl FnOnce(&RegistryDiff, &Value) -> betty_core::Result<bool>,
 ) -> betty_core::Result<RolledBack> {
     let who = recorder.who().user.as_str();
     let history = History::new(&dir.history_dir());
@@ -197,6 +198,10 @@ pub fn rollback(
         operation: None,
     };
     if dry_run || live_bytes == bytes {
+        return Ok(out);
+    }
+    // The escalation and approval checks of an update (`crate::gate`), under the locks.
+    if !gate(&out.diff, &old.registry)? {
         return Ok(out);
     }
     // The intent entry, before anything is written (if it cannot be appended: nothing is).

@@ -1,0 +1,103 @@
+//! The gate a registry change passes before it lands: the escalation check of `registry-diff
+//! check` (the same [`semver::check`] that gates an update), and for an escalation that is
+//! let through with `--allow-escalation`, an approved request for it, as for an update.
+//!
+//! A rollback is an update of the registry to old contents: a version whose permissions are
+//! wider than today's is an escalation like any other, and it does not land on the strength of
+//! a flag alone. The approval is an `approval-queue` request for operation `update` (or
+//! `rollback`) whose `subject_digest` is the canonical digest of the skill's entry at the target
+//! version (registry-added keys left out), exactly what `policy-enforce --action update` binds
+//! an approval to.
+
+use betty_core::approval::ApprovalStore;
+use betty_core::discover::RegistryDir;
+use betty_core::manifest::Kind;
+use betty_core::registry::without_registry_keys;
+use serde_json::Value;
+
+use crate::diff::RegistryDiff;
+use crate::semver::{self, CheckOptions};
+
+/// Operations whose approval lets an escalation through.
+pub const APPROVING_OPERATIONS: &[&str] = &["update", "rollback"];
+
+/// Why the gate refused a change: one line per escalated skill.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct Refused(pub Vec<String>);
+
+/// Checks a change from the live registry to `to` (its `skills` list). `Ok(Err(refused))` when
+/// the gate refuses (exit 1); `Err` when it cannot check (an approval file it cannot read).
+pub fn check(
+    dir: &RegistryDir,
+    diff: &RegistryDiff,
+    to: &Value,
+    allow_escalation: bool,
+    now: jiff::Timestamp,
+) -> betty_core::Result<Result<(), Refused>> {
+    let (_, problems) = semver::check(
+        diff,
+        Kind::Skill,
+        CheckOptions {
+            allow_escalation: false,
+            allow_removals: true,
+        },
+    );
+    let escalations: Vec<&semver::Problem> = problems
+        .iter()
+        .filter(|p| p.rule == "permission-escalation")
+        .collect();
+    if escalations.is_empty() {
+        return Ok(Ok(()));
+    }
+    if !allow_escalation {
+        return Ok(Err(Refused(
+            escalations
+                .iter()
+                .map(|p| {
+                    format!(
+                        "`{}`: {} (pass `--allow-escalation` with an approved `update` request for it)",
+                        p.skill,
+                        p.message.trim_end_matches(", or pass `--allow-escalation`")
+                    )
+                })
+                .collect(),
+        )));
+    }
+    let store = ApprovalStore::new(&dir.approvals_dir());
+    let mut refused = Vec::new();
+    let mut skills: Vec<&str> = escalations.iter().map(|p| p.skill.as_str()).collect();
+    skills.dedup();
+    for skill in skills {
+        let digest = entry(to, skill)
+            .map(|e| betty_core::canonical::digest(&without_registry_keys(e)))
+            .unwrap_or_default();
+        let mut approved = false;
+        for op in APPROVING_OPERATIONS {
+            if store.find_approved(&digest, Some(op), now)?.is_some() {
+                approved = true;
+                break;
+            }
+        }
+        if !approved {
+            refused.push(format!(
+                "`{skill}`: `--allow-escalation` needs an approved `update` request for this escalation, with subject_digest {digest} (request it with `approval-queue request --operation update`)"
+            ));
+        }
+    }
+    Ok(if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Refused(refused))
+    })
+}
+
+/// A skill's entry in a registry value (the last of that name wins, as in upstream).
+fn entry<'a>(registry: &'a Value, skill: &str) -> Option<&'a Value> {
+    registry
+        .get("skills")
+        .and_then(Value::as_array)?
+        .iter()
+        .rev()
+        .find(|e| e.get("name").and_then(Value::as_str) == Some(skill))
+}
