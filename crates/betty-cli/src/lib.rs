@@ -168,42 +168,6 @@ pub fn run(command: impl FnOnce() -> anyhow::Result<ExitStatus>) -> ExitCode {
     }
 }
 
-/// After a binary records events, starts a detached `telemetry-capture alerts deliver` (the
-/// sibling binary) when `telemetry/alerts.yaml` exists, so an event any Betty binary writes
-/// (a blocked `policy.violated`, an `approval.requested`) alerts when it is captured, and the
-/// command never waits for a webhook. Problems are logged, never fatal.
-pub fn fire_alerts(registry: &RegistryDir) {
-    if !registry
-        .root
-        .join("telemetry")
-        .join("alerts.yaml")
-        .is_file()
-    {
-        return;
-    }
-    let deliverer = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("telemetry-capture")))
-        .filter(|p| p.is_file());
-    let Some(deliverer) = deliverer else {
-        tracing::warn!(
-            "`telemetry/alerts.yaml` exists but `telemetry-capture` is not installed beside this binary; run `telemetry-capture alerts deliver`"
-        );
-        return;
-    };
-    let spawned = std::process::Command::new(deliverer)
-        .arg("--registry")
-        .arg(&registry.root)
-        .args(["--quiet", "alerts", "deliver"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    if let Err(e) = spawned {
-        tracing::warn!("the alert deliverer could not be started: {e}");
-    }
-}
-
 /// Parses the command line; `--help`/`--version` print and exit 0; usage errors exit 2.
 pub fn parse<T: clap::Parser>() -> Result<T, ExitCode> {
     match T::try_parse() {

@@ -271,12 +271,14 @@ impl ApprovalStore {
         Ok(self.dir.join(format!("{id}.json")))
     }
 
-    /// Creates a pending request; its id is `apr-<uuid v7>`.
+    /// Creates a pending request; its id is `apr-<uuid v7>`. `intent` is called with the request
+    /// just before it is written (the recorder's intent entry); an error there writes nothing.
     pub fn request(
         &self,
         new: NewRequest,
         requested_by: &str,
         now: jiff::Timestamp,
+        intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
     ) -> Result<ApprovalRequest> {
         if new.required == 0 {
             return Err(Error::InvalidArgument {
@@ -320,6 +322,7 @@ impl ApprovalStore {
         };
         let path = self.path(&req.id)?;
         let _lock = fsx::LockGuard::exclusive(&path)?;
+        intent(&req)?;
         self.write(&path, &req)?;
         Ok(req)
     }
@@ -410,7 +413,10 @@ impl ApprovalStore {
         }))
     }
 
-    /// Records a decision by `by`, under the request's lock.
+    /// Records a decision by `by`, under the request's lock. `intent` is called with the request
+    /// as it is about to be written (after every check passed, before the write, still under
+    /// the lock); an error there writes nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn decide(
         &self,
         id: &str,
@@ -419,6 +425,7 @@ impl ApprovalStore {
         comment: Option<String>,
         groups: &Groups,
         now: jiff::Timestamp,
+        intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
     ) -> std::result::Result<Decided, DecideError> {
         let path = self.path(id)?;
         let _lock = fsx::LockGuard::exclusive(&path)?;
@@ -444,6 +451,7 @@ impl ApprovalStore {
             Status::Expired => {
                 if req.status == Status::Pending {
                     req.status = Status::Expired;
+                    intent(&req)?;
                     self.write(&path, &req)?;
                 }
                 return Err(DecideError::Expired {
@@ -493,6 +501,7 @@ impl ApprovalStore {
             Verdict::Approve if req.approvals().len() as u32 >= req.required => Status::Approved,
             Verdict::Approve => Status::Pending,
         };
+        intent(&req)?;
         self.write(&path, &req)?;
         Ok(Decided {
             request: req,
@@ -501,12 +510,13 @@ impl ApprovalStore {
         })
     }
 
-    /// Cancels a pending request; only its requester may.
+    /// Cancels a pending request; only its requester may. `intent` as for [`Self::decide`].
     pub fn cancel(
         &self,
         id: &str,
         by: &str,
         now: jiff::Timestamp,
+        intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
     ) -> std::result::Result<Decided, DecideError> {
         let path = self.path(id)?;
         let _lock = fsx::LockGuard::exclusive(&path)?;
@@ -535,6 +545,7 @@ impl ApprovalStore {
             }
         }
         req.status = Status::Cancelled;
+        intent(&req)?;
         self.write(&path, &req)?;
         Ok(Decided {
             request: req,
@@ -618,14 +629,32 @@ mod tests {
     #[test]
     fn two_distinct_approvers_approve() {
         let (_d, store, groups, now) = setup();
-        let req = store.request(new_request(2), "dev@x.com", now).unwrap();
+        let req = store
+            .request(new_request(2), "dev@x.com", now, |_| Ok(()))
+            .unwrap();
         let a = store
-            .decide(&req.id, "alice@x.com", Verdict::Approve, None, &groups, now)
+            .decide(
+                &req.id,
+                "alice@x.com",
+                Verdict::Approve,
+                None,
+                &groups,
+                now,
+                |_| Ok(()),
+            )
             .unwrap();
         assert_eq!(a.request.status, Status::Pending);
         // The same approver twice is idempotent and does not count twice.
         let again = store
-            .decide(&req.id, "alice@x.com", Verdict::Approve, None, &groups, now)
+            .decide(
+                &req.id,
+                "alice@x.com",
+                Verdict::Approve,
+                None,
+                &groups,
+                now,
+                |_| Ok(()),
+            )
             .unwrap();
         assert!(!again.changed);
         assert_eq!(again.request.status, Status::Pending);
@@ -637,6 +666,7 @@ mod tests {
                 Some("ok".into()),
                 &groups,
                 now,
+                |_| Ok(()),
             )
             .unwrap();
         assert_eq!(b.request.status, Status::Approved);
@@ -653,9 +683,19 @@ mod tests {
     #[test]
     fn refusals() {
         let (_d, store, groups, now) = setup();
-        let req = store.request(new_request(1), "alice@x.com", now).unwrap();
+        let req = store
+            .request(new_request(1), "alice@x.com", now, |_| Ok(()))
+            .unwrap();
         let e = store
-            .decide(&req.id, "alice@x.com", Verdict::Approve, None, &groups, now)
+            .decide(
+                &req.id,
+                "alice@x.com",
+                Verdict::Approve,
+                None,
+                &groups,
+                now,
+                |_| Ok(()),
+            )
             .unwrap_err();
         assert!(matches!(e, DecideError::SelfApproval { .. }), "{e}");
         let e = store
@@ -666,15 +706,32 @@ mod tests {
                 None,
                 &groups,
                 now,
+                |_| Ok(()),
             )
             .unwrap_err();
         assert!(matches!(e, DecideError::NotInGroup { .. }), "{e}");
         let r = store
-            .decide(&req.id, "bob@x.com", Verdict::Reject, None, &groups, now)
+            .decide(
+                &req.id,
+                "bob@x.com",
+                Verdict::Reject,
+                None,
+                &groups,
+                now,
+                |_| Ok(()),
+            )
             .unwrap();
         assert_eq!(r.request.status, Status::Rejected);
         let e = store
-            .decide(&req.id, "carol@x.com", Verdict::Approve, None, &groups, now)
+            .decide(
+                &req.id,
+                "carol@x.com",
+                Verdict::Approve,
+                None,
+                &groups,
+                now,
+                |_| Ok(()),
+            )
             .unwrap_err();
         assert!(
             matches!(
@@ -687,7 +744,15 @@ mod tests {
             "{e}"
         );
         let e = store
-            .decide(&req.id, "bob@x.com", Verdict::Approve, None, &groups, now)
+            .decide(
+                &req.id,
+                "bob@x.com",
+                Verdict::Approve,
+                None,
+                &groups,
+                now,
+                |_| Ok(()),
+            )
             .unwrap_err();
         assert!(matches!(e, DecideError::Conflicting { .. }), "{e}");
         assert!(store.load("../etc/passwd").is_err());
@@ -696,7 +761,9 @@ mod tests {
     #[test]
     fn expiry_fails_closed() {
         let (_d, store, groups, now) = setup();
-        let req = store.request(new_request(1), "dev@x.com", now).unwrap();
+        let req = store
+            .request(new_request(1), "dev@x.com", now, |_| Ok(()))
+            .unwrap();
         let later = now
             .checked_add(jiff::SignedDuration::from_hours(2))
             .unwrap();
@@ -705,7 +772,15 @@ mod tests {
             Status::Expired
         );
         let e = store
-            .decide(&req.id, "bob@x.com", Verdict::Approve, None, &groups, later)
+            .decide(
+                &req.id,
+                "bob@x.com",
+                Verdict::Approve,
+                None,
+                &groups,
+                later,
+                |_| Ok(()),
+            )
             .unwrap_err();
         assert!(matches!(e, DecideError::Expired { .. }), "{e}");
         assert_eq!(store.load(&req.id).unwrap().status, Status::Expired);
@@ -714,13 +789,15 @@ mod tests {
     #[test]
     fn concurrent_decisions_are_race_free() {
         let (_d, store, groups, now) = setup();
-        let req = store.request(new_request(3), "dev@x.com", now).unwrap();
+        let req = store
+            .request(new_request(3), "dev@x.com", now, |_| Ok(()))
+            .unwrap();
         std::thread::scope(|s| {
             for who in ["alice@x.com", "bob@x.com", "carol@x.com"] {
                 let (store, groups, id) = (&store, &groups, &req.id);
                 s.spawn(move || {
                     store
-                        .decide(id, who, Verdict::Approve, None, groups, now)
+                        .decide(id, who, Verdict::Approve, None, groups, now, |_| Ok(()))
                         .unwrap();
                 });
             }
@@ -733,14 +810,18 @@ mod tests {
     #[test]
     fn cancel_only_by_requester() {
         let (_d, store, _groups, now) = setup();
-        let req = store.request(new_request(1), "dev@x.com", now).unwrap();
+        let req = store
+            .request(new_request(1), "dev@x.com", now, |_| Ok(()))
+            .unwrap();
         assert!(matches!(
-            store.cancel(&req.id, "bob@x.com", now).unwrap_err(),
+            store
+                .cancel(&req.id, "bob@x.com", now, |_| Ok(()))
+                .unwrap_err(),
             DecideError::NotRequester { .. }
         ));
         assert_eq!(
             store
-                .cancel(&req.id, "dev@x.com", now)
+                .cancel(&req.id, "dev@x.com", now, |_| Ok(()))
                 .unwrap()
                 .request
                 .status,

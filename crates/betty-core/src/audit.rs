@@ -9,9 +9,16 @@
 //! Appending is O(1): under the sidecar lock we read only the file's tail to find the last
 //! entry, then write `,\n{entry}\n]\n` over the closing bracket in one write. Only the first
 //! append to a legacy (pretty-printed) file reads it whole. Verification streams the array.
+//!
+//! A state change is two entries (see [`crate::record`]): an *intent* (`"phase": "intent"`,
+//! a fresh `operation_id`, and in `details.change` what is about to change) appended before
+//! anything changes, and a *commit* (`"phase": "commit"`, the same `operation_id`, and
+//! `intent_seq`, the intent's `seq`) once it has. An intent no commit follows is an operation
+//! that did not finish (the process died or failed half way): [`AuditLog::verify`] lists it in
+//! [`VerifyReport::unfinished`]; it is not tampering. A commit without its intent is.
 
-use std::fs::OpenOptions;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
@@ -49,6 +56,30 @@ pub struct AuditRecord {
     pub policy_checks: Vec<PolicyCheck>,
     /// Anything else worth keeping (arguments, versions, digests).
     pub details: Option<Value>,
+    /// Its place in the intent/commit protocol of a state change; `None` for a one-step
+    /// record (a decision, an import of events).
+    pub step: Option<Step>,
+}
+
+/// Where an entry stands in the intent/commit protocol of a state change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Written before the change: `"phase": "intent"` and `operation_id`.
+    Intent { operation_id: String },
+    /// Written once the change is made: `"phase": "commit"`, `operation_id`, `intent_seq`.
+    Commit {
+        operation_id: String,
+        intent_seq: u64,
+    },
+}
+
+/// An intent entry no commit follows: a state change that did not finish.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unfinished {
+    pub seq: u64,
+    pub operation_id: String,
+    pub operation: String,
+    pub timestamp: String,
 }
 
 /// The last entry of the chain: what a user keeps to detect truncation later.
@@ -83,6 +114,8 @@ pub struct VerifyReport {
     pub hashed_entries: u64,
     pub head: Option<Head>,
     pub breaks: Vec<Break>,
+    /// State changes whose intent has no commit: they did not finish (not tampering).
+    pub unfinished: Vec<Unfinished>,
 }
 
 impl VerifyReport {
@@ -140,6 +173,21 @@ impl AuditLog {
         if let Some(d) = &record.details {
             entry.insert("details".into(), d.clone());
         }
+        match &record.step {
+            None => {}
+            Some(Step::Intent { operation_id }) => {
+                entry.insert("phase".into(), "intent".into());
+                entry.insert("operation_id".into(), operation_id.clone().into());
+            }
+            Some(Step::Commit {
+                operation_id,
+                intent_seq,
+            }) => {
+                entry.insert("phase".into(), "commit".into());
+                entry.insert("operation_id".into(), operation_id.clone().into());
+                entry.insert("intent_seq".into(), (*intent_seq).into());
+            }
+        }
         entry.insert("seq".into(), seq.into());
         entry.insert("prev_hash".into(), tail.prev_hash.clone().into());
         let hash = entry_hash(&Value::Object(entry.clone()));
@@ -154,17 +202,7 @@ impl AuditLog {
             Some((offset, empty)) => {
                 let sep = if empty { "\n" } else { ",\n" };
                 let chunk = format!("{sep}{line}\n]\n");
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .open(&self.path)
-                    .map_err(|e| Error::write(&self.path, e))?;
-                let io = (|| {
-                    f.seek(SeekFrom::Start(offset))?;
-                    f.write_all(chunk.as_bytes())?;
-                    f.set_len(offset + chunk.len() as u64)?;
-                    f.sync_data()
-                })();
-                io.map_err(|e| Error::write(&self.path, e))?;
+                fsx::replace_tail(&self.path, offset, chunk.as_bytes())?;
             }
         }
         Ok(Head { seq, hash })
@@ -177,8 +215,33 @@ impl AuditLog {
         Ok(tail.last_hashed)
     }
 
+    /// Whether an entry could be appended now: the file is a regular file (or absent) and its
+    /// tail is intact. Nothing is written.
+    pub fn check_appendable(&self) -> Result<()> {
+        let _lock = fsx::LockGuard::exclusive(&self.path)?;
+        self.tail_state().map(|_| ())
+    }
+
     /// Where the next entry goes and what it chains to.
     fn tail_state(&self) -> Result<TailState> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.is_file() => {}
+            Ok(m) => {
+                let what = if m.is_symlink() {
+                    "a symbolic link"
+                } else if m.is_dir() {
+                    "a folder"
+                } else {
+                    "not a regular file"
+                };
+                return Err(self.corrupt(
+                    "its path",
+                    &format!("it is {what}, not the audit trail's JSON array; nothing was changed"),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::read(&self.path, e)),
+        }
         let mut f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -318,6 +381,20 @@ impl AuditLog {
             None => h.trim().to_ascii_lowercase(),
         });
         let mut head_seen_at: Option<u64> = None;
+        if expected.is_some() && self.is_missing_or_blank()? {
+            // The kept head names entries and there are none: the log was deleted or emptied.
+            report.breaks.push(Break {
+                index: 0,
+                kind: "truncated",
+                message: format!(
+                    "the kept head {} names entries, but `{}` is missing or empty: the log was deleted or emptied",
+                    expect_head.unwrap_or_default(),
+                    self.path.display()
+                ),
+            });
+            return Ok(report);
+        }
+        let mut open: HashMap<String, Unfinished> = HashMap::new();
         self.for_each_entry(|i, v| {
             report.entries += 1;
             let Some(obj) = v.as_object() else {
@@ -384,6 +461,48 @@ impl AuditLog {
             if expected.as_deref() == Some(stored.as_str()) {
                 head_seen_at = Some(i);
             }
+            let op_id = obj.get("operation_id").and_then(Value::as_str);
+            match (obj.get("phase").and_then(Value::as_str), op_id) {
+                (Some("intent"), Some(id)) => {
+                    open.insert(
+                        id.to_string(),
+                        Unfinished {
+                            seq: seq.unwrap_or(i),
+                            operation_id: id.to_string(),
+                            operation: obj
+                                .get("operation")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            timestamp: obj
+                                .get("timestamp")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                        },
+                    );
+                }
+                (Some("commit"), Some(id)) => {
+                    let intent = open.remove(id);
+                    let points_at = obj.get("intent_seq").and_then(Value::as_u64);
+                    if intent.as_ref().map(|u| u.seq) != points_at || intent.is_none() {
+                        report.breaks.push(Break {
+                            index: i,
+                            kind: "unmatched",
+                            message: format!(
+                                "entry {i} commits operation {id}, but no open intent entry{} precedes it: entries were deleted or forged",
+                                points_at.map(|s| format!(" at seq {s}")).unwrap_or_default()
+                            ),
+                        });
+                    }
+                }
+                (Some(phase), _) => report.breaks.push(Break {
+                    index: i,
+                    kind: "malformed",
+                    message: format!("entry {i} has phase `{phase}` without a valid `operation_id`, or an unknown phase"),
+                }),
+                (None, _) => {}
+            }
             report.head = Some(Head {
                 seq: seq.unwrap_or(i),
                 hash: stored.clone(),
@@ -402,7 +521,25 @@ impl AuditLog {
                 ),
             });
         }
+        let mut unfinished: Vec<Unfinished> = open.into_values().collect();
+        unfinished.sort_by_key(|u| u.seq);
+        report.unfinished = unfinished;
         Ok(report)
+    }
+
+    /// The log does not exist, or holds nothing but whitespace.
+    fn is_missing_or_blank(&self) -> Result<bool> {
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(Error::read(&self.path, e)),
+        };
+        let mut head = Vec::new();
+        (&mut f)
+            .take(4096)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::read(&self.path, e))?;
+        Ok(head.len() < 4096 && head.iter().all(u8::is_ascii_whitespace))
     }
 
     fn corrupt(&self, location: &str, message: &str) -> Error {
@@ -537,6 +674,7 @@ mod tests {
                 result: "pass".into(),
             }],
             details: None,
+            step: None,
         }
     }
 
@@ -704,5 +842,39 @@ mod tests {
         assert!(log.verify(None).unwrap().ok());
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_commit_without_its_intent_is_a_break_and_an_open_intent_is_unfinished() {
+        let (_d, log, _) = log_with(1);
+        let intent = |id: &str| AuditRecord {
+            step: Some(Step::Intent {
+                operation_id: id.into(),
+            }),
+            ..record(1)
+        };
+        let commit = |id: &str, intent_seq| AuditRecord {
+            step: Some(Step::Commit {
+                operation_id: id.into(),
+                intent_seq,
+            }),
+            ..record(2)
+        };
+        let open = log.append(&intent("op-a"), &who()).unwrap();
+        log.append(&intent("op-b"), &who()).unwrap();
+        log.append(&commit("op-b", open.seq + 1), &who()).unwrap();
+        let r = log.verify(None).unwrap();
+        assert!(r.ok(), "{:?}", r.breaks);
+        assert_eq!(r.unfinished.len(), 1);
+        assert_eq!(
+            (r.unfinished[0].seq, r.unfinished[0].operation_id.as_str()),
+            (1, "op-a")
+        );
+        // A commit pointing at the wrong intent, or at none.
+        log.append(&commit("op-a", 0), &who()).unwrap();
+        log.append(&commit("op-z", 1), &who()).unwrap();
+        let r = log.verify(None).unwrap();
+        let kinds: Vec<_> = r.breaks.iter().map(|b| (b.index, b.kind)).collect();
+        assert_eq!(kinds, [(4, "unmatched"), (5, "unmatched")]);
     }
 }

@@ -136,6 +136,42 @@ pub fn append_locked_nosync(path: &Path, record: &[u8]) -> Result<()> {
     f.write_all(record).map_err(|e| Error::write(path, e))
 }
 
+/// Overwrites `path` from byte `offset` with `bytes`, cuts the file there, and syncs: how the
+/// audit trail replaces its closing `]` with `,{entry}]`. The caller holds the lock.
+pub fn replace_tail(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::write(path, e))?;
+    let io = (|| {
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(bytes)?;
+        f.set_len(offset + bytes.len() as u64)?;
+        f.sync_data()
+    })();
+    io.map_err(|e| Error::write(path, e))
+}
+
+/// Renames `from` to `to` in the same folder and fsyncs the folder (segment rotation).
+pub fn rename_synced(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::write(from, e))?;
+    let dir = match to.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    sync_dir(dir).map_err(|e| Error::write(dir, e))
+}
+
+/// Removes a file the caller owns (a finished journal); a file already gone is fine.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::write(path, e)),
+    }
+}
+
 /// Fsyncs a folder so a rename in it survives a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match File::open(dir) {

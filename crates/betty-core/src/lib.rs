@@ -5,7 +5,8 @@
 //! YAML and JSON with limits and source positions ([`source`]), how to write files so that
 //! concurrent writers and crashes lose nothing ([`fsx`]), who is acting ([`identity`]), what time
 //! it is ([`time`]), and how to keep the tamper-evident audit trail ([`audit`]) and the telemetry
-//! event stream ([`telemetry`]).
+//! event stream ([`telemetry`], [`stream`]). Every binary records operations through one
+//! [`record::Recorder`]: audit entry (intent and commit for a state change), events, alerts.
 //!
 //! Invariant: this crate never prints and never exits. Every failure is a typed [`Error`];
 //! binaries add context and map it to an exit code through [`ExitStatus`].
@@ -23,9 +24,11 @@ pub mod limits;
 pub mod manifest;
 pub mod permission;
 pub mod pyjson;
+pub mod record;
 pub mod registry;
 pub mod schema;
 pub mod source;
+pub mod stream;
 pub mod telemetry;
 pub mod time;
 

@@ -3,14 +3,15 @@
 //! The writer fills what the caller need not know (`event_id` as UUID v7, `timestamp`, `user`,
 //! `session_id`, `context.tool`/`context.version`), redacts values whose key looks like a secret
 //! (and values that look like well-known credentials), checks the event against the schema, and
-//! appends it as one whole line under the sidecar lock. A refused event writes nothing.
+//! serializes it into an [`EventBatch`]. A refused event writes nothing. Every append goes
+//! through the one stream appender, [`crate::stream::append`] (rotation, unordered segments);
+//! binaries record through [`crate::record::Recorder`].
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::fsx;
 use crate::identity::Identity;
 use crate::limits::Limits;
 
@@ -33,7 +34,79 @@ pub struct NewEvent {
     pub event_id: Option<String>,
 }
 
-/// Appends events to one `events.jsonl`.
+/// Events completed and serialized as lines of `events.jsonl`, ready for one append.
+#[derive(Clone, Debug, Default)]
+pub struct EventBatch {
+    lines: Vec<u8>,
+    count: usize,
+    /// Earliest and latest timestamp given by a caller (events stamped "now" are in order).
+    given: Option<(jiff::Timestamp, jiff::Timestamp)>,
+}
+
+impl EventBatch {
+    pub fn new() -> EventBatch {
+        EventBatch::default()
+    }
+
+    /// Complete events (from stdin, an import), every timestamp counted as given.
+    pub fn from_values(events: &[Value]) -> Result<EventBatch> {
+        let mut batch = EventBatch::new();
+        for e in events {
+            let start = batch.lines.len();
+            serde_json::to_writer(&mut batch.lines, e)
+                .map_err(|err| bad_event("event", &format!("cannot be serialized: {err}")))?;
+            check_event_size((batch.lines.len() - start) as u64)?;
+            batch.lines.push(b'\n');
+            batch.count += 1;
+            batch.note_time(e);
+        }
+        Ok(batch)
+    }
+
+    /// Adds another batch's events after this one's.
+    pub fn extend(&mut self, other: EventBatch) {
+        self.lines.extend_from_slice(&other.lines);
+        self.count += other.count;
+        if let Some((lo, hi)) = other.given {
+            self.given = Some(match self.given {
+                None => (lo, hi),
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+            });
+        }
+    }
+
+    fn note_time(&mut self, event: &Value) {
+        // A timestamp that does not parse was refused by the check; treat it as far away.
+        let t = event["timestamp"]
+            .as_str()
+            .and_then(|t| crate::time::parse_timestamp(t).ok())
+            .unwrap_or(jiff::Timestamp::MIN);
+        self.given = Some(match self.given {
+            None => (t, t),
+            Some((a, b)) => (a.min(t), b.max(t)),
+        });
+    }
+
+    /// The lines, each ending in a newline.
+    pub fn bytes(&self) -> &[u8] {
+        &self.lines
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Earliest and latest caller-given timestamp, if any event carried one.
+    pub fn given_times(&self) -> Option<(jiff::Timestamp, jiff::Timestamp)> {
+        self.given
+    }
+}
+
+/// Completes events for one `events.jsonl`.
 #[derive(Clone, Debug)]
 pub struct EventWriter {
     pub path: PathBuf,
@@ -49,7 +122,9 @@ impl EventWriter {
         }
     }
 
-    /// Completes, redacts, checks and appends one event; returns what was written.
+    /// Completes, redacts, checks and appends one event through the stream appender (no
+    /// audit entry: for events that only report, such as a failed notification); returns what
+    /// was written.
     pub fn record(&self, event: NewEvent, who: &Identity) -> Result<Value> {
         let value = self.complete(event, who)?;
         self.append_values(std::slice::from_ref(&value))?;
@@ -110,72 +185,45 @@ impl EventWriter {
         Ok(Value::Object(obj))
     }
 
-    /// Completes, redacts and checks an event like [`EventWriter::complete`], and appends it to
-    /// `lines` as one line of `events.jsonl`, serialized once (a batch's events are written
-    /// with [`EventWriter::append_lines`]).
+    /// Completes, redacts and checks an event like [`EventWriter::complete`], and adds it to
+    /// `batch` as one line of `events.jsonl`, serialized once.
     pub fn complete_line(
         &self,
         event: NewEvent,
         who: &Identity,
-        lines: &mut Vec<u8>,
+        batch: &mut EventBatch,
     ) -> Result<()> {
+        let given = event.timestamp.is_some();
         let mut value = self.complete_unchecked(event, who)?;
         redact(&mut value);
         check_event_fields(&value)?;
+        let lines = &mut batch.lines;
         let start = lines.len();
         serde_json::to_writer(&mut *lines, &value)
             .map_err(|e| Error::write(&self.path, e.into()))?;
         check_event_size((lines.len() - start) as u64).inspect_err(|_| lines.truncate(start))?;
         lines.push(b'\n');
+        batch.count += 1;
+        if given {
+            batch.note_time(&value);
+        }
         Ok(())
     }
 
-    /// Appends whole lines made by [`EventWriter::complete_line`], all in one write.
-    pub fn append_lines(&self, lines: &[u8]) -> Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-        }
-        let _lock = fsx::LockGuard::exclusive(&self.path)?;
-        ensure_line_boundary(&self.path)?;
-        // Events are not fsynced one by one (the audit trail is): a power cut may lose the last
-        // events or tear the last line, which readers report and skip; a killed process loses
-        // nothing, since the write is whole.
-        fsx::append_locked_nosync(&self.path, lines)
+    /// Appends a batch through the one stream appender ([`crate::stream::append`]).
+    pub fn append_lines(&self, batch: &EventBatch) -> Result<()> {
+        crate::stream::append(
+            &self.path,
+            batch,
+            &crate::stream::AppendOptions::from_env(crate::time::now()),
+        )
+        .map(|_| ())
     }
 
-    /// Appends already-complete events, all in one write (a batch is all or nothing).
+    /// Appends already-complete events, all in one append.
     pub fn append_values(&self, events: &[Value]) -> Result<()> {
-        let mut buf = Vec::with_capacity(events.len() * 256);
-        for e in events {
-            serde_json::to_writer(&mut buf, e).map_err(|e| Error::write(&self.path, e.into()))?;
-            buf.push(b'\n');
-        }
-        self.append_lines(&buf)
+        self.append_lines(&EventBatch::from_values(events)?)
     }
-}
-
-/// If the file's last byte is not a newline (a writer was killed mid-line), start on a new line
-/// so the torn record stays one bad line instead of corrupting the next good one. The caller
-/// holds the lock.
-pub fn ensure_line_boundary(path: &Path) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::read(path, e)),
-    };
-    let len = f.metadata().map_err(|e| Error::read(path, e))?.len();
-    if len == 0 {
-        return Ok(());
-    }
-    let mut last = [0u8; 1];
-    f.seek(SeekFrom::End(-1))
-        .and_then(|_| f.read_exact(&mut last))
-        .map_err(|e| Error::read(path, e))?;
-    if last[0] != b'\n' {
-        fsx::append_locked(path, b"\n")?;
-    }
-    Ok(())
 }
 
 fn bad_event(field: &str, reason: &str) -> Error {
@@ -432,23 +480,23 @@ mod tests {
         };
         let mut context = Map::new();
         context.insert("password".into(), "hunter2".into());
-        let mut lines = Vec::new();
-        w.complete_line(event(context.clone()), &who(), &mut lines)
+        let mut batch = EventBatch::new();
+        w.complete_line(event(context.clone()), &who(), &mut batch)
             .unwrap();
         let value = w.complete(event(context), &who()).unwrap();
         let mut expected = serde_json::to_vec(&value).unwrap();
         expected.push(b'\n');
-        assert_eq!(lines, expected);
-        assert!(!String::from_utf8_lossy(&lines).contains("hunter2"));
+        assert_eq!(batch.bytes(), expected);
+        assert!(!String::from_utf8_lossy(batch.bytes()).contains("hunter2"));
         // Too large: refused, and nothing half-written is left in the buffer.
         let mut big = Map::new();
         big.insert("blob".into(), "x".repeat(2 << 20).into());
-        let before = lines.len();
-        let err = w.complete_line(event(big), &who(), &mut lines).unwrap_err();
+        let before = batch.bytes().len();
+        let err = w.complete_line(event(big), &who(), &mut batch).unwrap_err();
         assert!(err.to_string().contains("over the limit"), "{err}");
-        assert_eq!(lines.len(), before);
-        w.append_lines(&lines).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), lines);
+        assert_eq!((batch.bytes().len(), batch.len()), (before, 1));
+        w.append_lines(&batch).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), batch.bytes());
     }
 
     #[test]

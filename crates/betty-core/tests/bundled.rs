@@ -73,6 +73,7 @@ fn real_output_matches_schemas() {
                 outcome: "passed".into(),
                 policy_checks: vec![],
                 details: Some(serde_json::json!({"action": "create"})),
+                step: None,
             },
             &who,
         )

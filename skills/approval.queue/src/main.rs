@@ -1,8 +1,9 @@
 //! `approval-queue`: hold sensitive operations until enough of the right humans approve.
 //!
 //! The binary is thin: parse flags, act on `betty_core::approval::ApprovalStore`, record the
-//! transition in the audit trail and telemetry, notify, and exit with the request's state
-//! (0 approved, 1 rejected/expired/cancelled, 3 pending, 2 error).
+//! transition through `betty_core::record::Recorder` (an intent entry before the request file
+//! changes, a commit entry and the event after), notify, and exit with the request's state
+//! (0 approved, 1 rejected/expired/cancelled, 3 pending, 2 error: nothing changed).
 
 use anyhow::{Context, Result, bail};
 use approval_queue::cli::{Cli, Command, Format, Subject};
@@ -10,11 +11,12 @@ use approval_queue::notify;
 use betty_cli::Printer;
 use betty_core::ExitStatus;
 use betty_core::approval::{ApprovalRequest, ApprovalStore, NewRequest, Status, Verdict};
-use betty_core::audit::{AuditLog, AuditRecord};
+use betty_core::audit::AuditRecord;
 use betty_core::discover::RegistryDir;
 use betty_core::identity::Identity;
 use betty_core::manifest::{Kind, Manifest};
-use betty_core::telemetry::{EventWriter, NewEvent};
+use betty_core::record::{Operation, Recorder};
+use betty_core::telemetry::{EventBatch, NewEvent};
 use serde_json::{Map, Value, json};
 
 const TOOL: &str = "approval-queue";
@@ -32,14 +34,17 @@ struct Ctx {
     registry: RegistryDir,
     store: ApprovalStore,
     who: Identity,
+    recorder: Recorder,
     now: jiff::Timestamp,
 }
 
 fn run(cli: Cli) -> Result<ExitStatus> {
     let registry = cli.common.registry_dir()?;
+    let who = cli.common.identity()?;
     let ctx = Ctx {
         store: ApprovalStore::new(&registry.approvals_dir()),
-        who: cli.common.identity()?,
+        recorder: Recorder::new(&registry, TOOL, &who),
+        who,
         registry,
         now: betty_core::time::now(),
     };
@@ -56,6 +61,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             let ttl = betty_core::time::parse_duration(&expires_in)
                 .with_context(|| "invalid `--expires-in`".to_string())?;
             let (skill, digest, context) = resolve_subject(&subject)?;
+            let mut op = None;
             let req = ctx.store.request(
                 NewRequest {
                     operation: subject.operation.clone(),
@@ -69,8 +75,9 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 },
                 &ctx.who.user,
                 ctx.now,
+                |req| begin(&ctx, &mut op, "approval.requested", req, None),
             )?;
-            record(&ctx, "approval.requested", &req, None)?;
+            commit(&ctx, op, "approval.requested", &req, None)?;
             notify::send(&ctx.registry, &ctx.who, "approval.requested", &req);
             print_request(&mut out, &req, ctx.now, format)?;
             Ok(ExitStatus::Pending)
@@ -85,17 +92,23 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             comment,
             format,
         } => decide(&ctx, &mut out, &id, Verdict::Reject, comment, format),
-        Command::Cancel { id } => match ctx.store.cancel(&id, &ctx.who.user, ctx.now) {
-            Ok(d) => {
-                if d.changed {
-                    record(&ctx, "approval.cancelled", &d.request, None)?;
-                    notify::send(&ctx.registry, &ctx.who, "approval.cancelled", &d.request);
+        Command::Cancel { id } => {
+            let mut op = None;
+            let cancelled = ctx.store.cancel(&id, &ctx.who.user, ctx.now, |req| {
+                begin(&ctx, &mut op, "approval.cancelled", req, None)
+            });
+            match cancelled {
+                Ok(d) => {
+                    if d.changed {
+                        commit(&ctx, op, "approval.cancelled", &d.request, None)?;
+                        notify::send(&ctx.registry, &ctx.who, "approval.cancelled", &d.request);
+                    }
+                    out.line(&format!("{} cancelled", d.request.id))?;
+                    Ok(ExitStatus::Success)
                 }
-                out.line(&format!("{} cancelled", d.request.id))?;
-                Ok(ExitStatus::Success)
+                Err(e) => refusal(e),
             }
-            Err(e) => refusal(e),
-        },
+        }
         Command::Status { id, format } => {
             let req = ctx.store.load(&id)?;
             print_request(&mut out, &req, ctx.now, format)?;
@@ -178,18 +191,21 @@ fn decide(
     format: Format,
 ) -> Result<ExitStatus> {
     let groups = ctx.store.groups()?;
-    match ctx
-        .store
-        .decide(id, &ctx.who.user, verdict, comment, &groups, ctx.now)
-    {
+    let mut op = None;
+    let decided = ctx.store.decide(
+        id,
+        &ctx.who.user,
+        verdict,
+        comment,
+        &groups,
+        ctx.now,
+        |req| begin(ctx, &mut op, transition(req), req, Some(verdict)),
+    );
+    match decided {
         Ok(d) => {
             if d.changed {
-                let event = match d.request.status {
-                    Status::Approved => "approval.approved",
-                    Status::Rejected => "approval.rejected",
-                    _ => "approval.decided",
-                };
-                record(ctx, event, &d.request, Some(verdict))?;
+                let event = transition(&d.request);
+                commit(ctx, op, event, &d.request, Some(verdict))?;
                 notify::send(&ctx.registry, &ctx.who, event, &d.request);
             } else {
                 tracing::info!(
@@ -201,8 +217,10 @@ fn decide(
             Ok(d.request.effective_status(ctx.now).exit_status())
         }
         Err(betty_core::approval::DecideError::Expired { id, expires_at }) => {
-            if let Ok(req) = ctx.store.load(&id) {
-                record(ctx, "approval.expired", &req, None)?;
+            // The request was marked expired just now (its intent is written): commit it.
+            if op.is_some() {
+                let req = ctx.store.load(&id)?;
+                commit(ctx, op, "approval.expired", &req, None)?;
             }
             tracing::error!("`{id}` expired at {expires_at}; request it again");
             out.line(&format!("❌ {id} expired at {expires_at}"))?;
@@ -246,8 +264,20 @@ fn resolve_subject(s: &Subject) -> Result<(Option<String>, String, Value)> {
     ))
 }
 
-fn record(ctx: &Ctx, event: &str, req: &ApprovalRequest, verdict: Option<Verdict>) -> Result<()> {
-    let details = json!({
+/// The event (and audit operation) of a request's transition to its new status.
+fn transition(req: &ApprovalRequest) -> &'static str {
+    match req.status {
+        Status::Pending if req.decisions.is_empty() => "approval.requested",
+        Status::Approved => "approval.approved",
+        Status::Rejected => "approval.rejected",
+        Status::Expired => "approval.expired",
+        Status::Cancelled => "approval.cancelled",
+        Status::Pending => "approval.decided",
+    }
+}
+
+fn details(req: &ApprovalRequest, verdict: Option<Verdict>) -> Value {
+    json!({
         "id": req.id,
         "operation": req.operation,
         "subject_digest": req.subject_digest,
@@ -255,20 +285,44 @@ fn record(ctx: &Ctx, event: &str, req: &ApprovalRequest, verdict: Option<Verdict
         "required": req.required,
         "approvals": req.approvals(),
         "decision": verdict.map(|v| match v { Verdict::Approve => "approve", Verdict::Reject => "reject" }),
-    });
-    AuditLog::new(&ctx.registry.audit_log()).append(
-        &AuditRecord {
-            operation: event.to_string(),
-            skill: req.skill.clone(),
-            outcome: req.status.as_str().to_string(),
-            policy_checks: vec![],
-            details: Some(details.clone()),
-        },
-        &ctx.who,
-    )?;
+    })
+}
+
+/// The intent entry, written under the request's lock just before its file changes; an error
+/// (the audit trail cannot be appended) leaves the request as it was.
+fn begin(
+    ctx: &Ctx,
+    op: &mut Option<Operation>,
+    event: &str,
+    req: &ApprovalRequest,
+    verdict: Option<Verdict>,
+) -> betty_core::Result<()> {
+    let mut change = details(req, verdict);
+    change["file"] = format!("approvals/{}.json", req.id).into();
+    change["status"] = req.status.as_str().into();
+    *op = Some(ctx.recorder.begin(event, req.skill.as_deref(), change)?);
+    Ok(())
+}
+
+/// The commit entry and the event, once the request file is written.
+fn commit(
+    ctx: &Ctx,
+    op: Option<Operation>,
+    event: &str,
+    req: &ApprovalRequest,
+    verdict: Option<Verdict>,
+) -> Result<()> {
+    let Some(op) = op else {
+        bail!(
+            "`{}` changed without its intent entry; this is a bug",
+            req.id
+        );
+    };
+    let details = details(req, verdict);
     let mut context = Map::new();
-    context.insert("approval".into(), details);
-    EventWriter::new(&ctx.registry.events_jsonl(), TOOL).record(
+    context.insert("approval".into(), details.clone());
+    let mut events = EventBatch::new();
+    ctx.recorder.events().complete_line(
         NewEvent {
             event_type: event.to_string(),
             skill_name: req.skill.clone(),
@@ -277,8 +331,24 @@ fn record(ctx: &Ctx, event: &str, req: &ApprovalRequest, verdict: Option<Verdict
             ..Default::default()
         },
         &ctx.who,
+        &mut events,
     )?;
-    betty_cli::fire_alerts(&ctx.registry);
+    op.commit(
+        AuditRecord {
+            operation: event.to_string(),
+            skill: req.skill.clone(),
+            outcome: req.status.as_str().to_string(),
+            details: Some(details),
+            ..AuditRecord::default()
+        },
+        &events,
+    )
+    .with_context(|| {
+        format!(
+            "`{}` was changed, but its commit entry or event could not be written; `telemetry-query audit verify` shows the operation as not finished",
+            req.id
+        )
+    })?;
     Ok(())
 }
 

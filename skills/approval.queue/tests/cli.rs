@@ -127,7 +127,16 @@ fn two_of_a_group_approve_and_the_approval_binds_to_the_manifest() {
     let log = betty_core::audit::AuditLog::new(&env.registry().join("audit_log.json"));
     let report = log.verify(None).unwrap();
     assert!(report.ok());
-    assert_eq!(report.hashed_entries, 3);
+    // Each transition is an intent entry before the file changed and a commit entry after.
+    assert_eq!(report.hashed_entries, 6);
+    assert!(report.unfinished.is_empty(), "{:?}", report.unfinished);
+    let mut phases = Vec::new();
+    log.for_each_entry(|_, e| phases.push(e["phase"].as_str().unwrap_or("").to_string()))
+        .unwrap();
+    assert_eq!(
+        phases,
+        ["intent", "commit", "intent", "commit", "intent", "commit"]
+    );
     let types: Vec<String> = events(&env.registry())
         .iter()
         .map(|e| e["event_type"].as_str().unwrap().to_string())
@@ -327,4 +336,195 @@ fn notifications_reach_webhooks_and_smtp_and_failures_are_recorded() {
             .unwrap()
             .contains("/gone")
     );
+}
+
+/// Every file of the registry and its bytes, sidecar lock files aside (they hold no data).
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p.clone());
+                out.insert(p, b"<dir>".to_vec());
+            } else if meta.is_symlink() {
+                out.insert(
+                    p.clone(),
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else if p.extension().is_none_or(|x| x != "lock") {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Ways to make the audit trail impossible to append to, even for root.
+fn break_audit_trail(log: &Path, how: &str) {
+    match how {
+        "torn tail" => {
+            let text = std::fs::read(log).unwrap();
+            std::fs::write(log, &text[..text.len() - 4]).unwrap();
+        }
+        "folder" => {
+            std::fs::remove_file(log).unwrap();
+            std::fs::create_dir(log).unwrap();
+            std::fs::write(log.join("x"), "").unwrap();
+        }
+        "dangling symlink" => {
+            std::fs::remove_file(log).unwrap();
+            std::os::unix::fs::symlink(log.with_file_name("gone/audit_log.json"), log).unwrap();
+        }
+        other => unreachable!("{other}"),
+    }
+}
+
+#[test]
+fn an_audit_trail_that_cannot_be_appended_blocks_every_transition() {
+    for how in ["torn tail", "folder", "dangling symlink"] {
+        let env = Env::new();
+        let id = env.request("1");
+        let cancel_me = env.request("2");
+        break_audit_trail(&env.registry().join("audit_log.json"), how);
+        let before = snapshot(&env.registry());
+        for (user, args) in [
+            ("alice@x.com", vec!["approve", id.as_str()]),
+            ("bob@x.com", vec!["reject", id.as_str()]),
+            ("dev@x.com", vec!["cancel", cancel_me.as_str()]),
+        ] {
+            let out = env.run(user, &args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{how}: {args:?}: {}",
+                stderr(&out)
+            );
+            assert!(
+                stderr(&out).contains("audit_log.json"),
+                "{how}: {}",
+                stderr(&out)
+            );
+            assert_eq!(
+                snapshot(&env.registry()),
+                before,
+                "{how}: {args:?} changed a file"
+            );
+        }
+        // A new request is refused too, and leaves no request file behind.
+        let m = env.manifest();
+        let out = env.run(
+            "dev@x.com",
+            &[
+                "request",
+                "--operation",
+                "deploy",
+                "--manifest",
+                &m,
+                "--approvers",
+                "security",
+                "--required",
+                "1",
+                "--reason",
+                "again",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{how}: {}", stderr(&out));
+        assert_eq!(
+            snapshot(&env.registry()),
+            before,
+            "{how}: request changed a file"
+        );
+        // And the requests still read as pending.
+        assert_eq!(
+            env.run("dev@x.com", &["status", &id]).status.code(),
+            Some(3)
+        );
+    }
+}
+
+/// Every binary's events go through the one stream appender, so they rotate too.
+#[test]
+fn approval_events_rotate_like_every_binary_s() {
+    let env = Env::new();
+    let id = env.request("2");
+    let out = Command::new(env!("CARGO_BIN_EXE_approval-queue"))
+        .args(["approve", &id, "--user", "alice@x.com"])
+        .current_dir(&env.root)
+        .env_remove("BETTY_REGISTRY")
+        .env_remove("BETTY_HOME")
+        .env("BETTY_TELEMETRY_ROTATE_BYTES", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let rotated: Vec<String> = std::fs::read_dir(env.registry().join("telemetry"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("events-") && n.ends_with(".jsonl"))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let live = std::fs::read_to_string(env.registry().join("telemetry/events.jsonl")).unwrap();
+    assert_eq!(live.lines().count(), 1);
+    assert!(live.contains("approval.decided"), "{live}");
+}
+
+/// A decision killed with SIGKILL at any instant leaves no change, an intent without the
+/// change, or the change with its intent entry; never a change the audit trail does not name.
+#[test]
+fn a_decision_killed_at_any_instant_is_never_unaudited() {
+    let env = Env::new();
+    let spawn = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_approval-queue"))
+            .args(["approve", id, "--user", "alice@x.com"])
+            .current_dir(&env.root)
+            .env_remove("BETTY_REGISTRY")
+            .env_remove("BETTY_HOME")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // One full run sets the range of the random delays; it is no time limit.
+    let id = env.request("2");
+    let started = std::time::Instant::now();
+    assert_eq!(spawn(&id).wait().unwrap().code(), Some(3));
+    let full = started.elapsed().as_micros() as u64 + 1;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let log = betty_core::audit::AuditLog::new(&env.registry().join("audit_log.json"));
+    for _ in 0..20 {
+        let id = env.request("2");
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = spawn(&id);
+        std::thread::sleep(std::time::Duration::from_micros(rng % (full + full / 4)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let text =
+            std::fs::read_to_string(env.registry().join(format!("approvals/{id}.json"))).unwrap();
+        let req: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let decided = !req["decisions"].as_array().unwrap().is_empty();
+        let report = log.verify(None).unwrap();
+        assert!(report.ok(), "{:?}", report.breaks);
+        let mut intents = 0;
+        log.for_each_entry(|_, e| {
+            if e["phase"] == "intent"
+                && e["operation"] == "approval.decided"
+                && e["details"]["change"]["id"] == id.as_str()
+            {
+                intents += 1;
+            }
+        })
+        .unwrap();
+        assert!(
+            !decided || intents == 1,
+            "{id} was decided without its intent entry"
+        );
+        assert!(intents <= 1);
+    }
 }

@@ -194,7 +194,6 @@ fn enforce(
             "cannot record the decision in the audit trail and telemetry; nothing was decided",
         )?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "recorded");
-    betty_cli::fire_alerts(&world.registry_dir);
     tracing::info!(audit_head = %head, targets = report.results.len(), outcome = report.outcome.as_str(), "decision recorded");
     let mut out = Printer::new();
     let printing = Instant::now();

@@ -1,11 +1,13 @@
 //! Every decision is recorded: one audit entry per run with each policy's result
 //! (`policy_checks`), and telemetry events: `policy.enforced` per target and `policy.violated`
-//! per finding (waived and recorded ones included, marked as such), written in one batch.
+//! per finding (waived and recorded ones included, marked as such), written in one batch,
+//! through `betty_core::record::Recorder` (a decision changes no state: one entry is enough).
 
-use betty_core::audit::{AuditLog, AuditRecord, Head, PolicyCheck};
+use betty_core::audit::{AuditRecord, Head, PolicyCheck};
 use betty_core::discover::RegistryDir;
 use betty_core::identity::Identity;
-use betty_core::telemetry::{EventWriter, NewEvent};
+use betty_core::record::Recorder;
+use betty_core::telemetry::{EventBatch, EventWriter, NewEvent};
 use serde_json::{Map, Value, json};
 
 use crate::engine::{Level, TargetResult};
@@ -14,7 +16,8 @@ use crate::report::{Report, TOOL};
 /// Most targets listed in one audit entry's details.
 const MAX_AUDITED_TARGETS: usize = 100;
 
-/// Writes the audit entry and the events of one run; returns the new audit head.
+/// Writes the audit entry and the events of one run, then starts the alert deliverer; returns
+/// the new audit head.
 pub fn record(
     registry: &RegistryDir,
     who: &Identity,
@@ -22,7 +25,8 @@ pub fn record(
     duration_ms: f64,
 ) -> Result<Head, betty_core::Error> {
     let action = report.action.map(|a| a.as_str()).unwrap_or("check");
-    let writer = EventWriter::new(&registry.events_jsonl(), TOOL);
+    let recorder = Recorder::new(registry, TOOL, who);
+    let writer = recorder.events();
     let skill = match report.results.as_slice() {
         [one] => Some(one.target.name.clone()),
         _ => None,
@@ -56,31 +60,30 @@ pub fn record(
                 .collect::<Vec<_>>(),
             "summary": report.summary(),
         })),
+        step: None,
     };
     // Every event is completed (ids, redaction, checks, serialization: the costly part of a
     // large batch, spread over the cores) before anything is written, so an event that cannot
     // be made leaves no trace. Then the audit entry, then the events: if the audit entry cannot
     // be written, nothing claims a decision was made.
     let parts = crate::par::map(&report.results, 16, |r| {
-        let mut lines = Vec::new();
+        let mut lines = EventBatch::new();
         target_events(
             r,
             action,
             report.strict,
             duration_ms,
-            &writer,
+            writer,
             who,
             &mut lines,
         )
         .map(|()| lines)
     });
-    let mut lines = Vec::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
+    let mut lines = EventBatch::new();
     for part in parts {
-        lines.extend_from_slice(&part?);
+        lines.extend(part?);
     }
-    let head = AuditLog::new(&registry.audit_log()).append(&record, who)?;
-    writer.append_lines(&lines)?;
-    Ok(head)
+    recorder.record(&record, &lines)
 }
 
 fn target_events(
@@ -90,7 +93,7 @@ fn target_events(
     duration_ms: f64,
     writer: &EventWriter,
     who: &Identity,
-    lines: &mut Vec<u8>,
+    lines: &mut EventBatch,
 ) -> Result<(), betty_core::Error> {
     let mut context = Map::new();
     context.insert("action".into(), action.into());

@@ -1,17 +1,17 @@
 //! `registry-diff`: compare registry versions field by field, keep and read the registry's
 //! history, check semver, roll back.
 //!
-//! The binary is thin: parse flags, resolve what to compare, call the library, print, record
-//! writes in the audit trail and telemetry, and map the outcome to an exit code.
+//! The binary is thin: parse flags, resolve what to compare, call the library, print, commit
+//! writes through `betty_core::record` (the library appended their intent entries before
+//! writing), and map the outcome to an exit code.
 
 use anyhow::{Context, Result, bail};
 use betty_cli::{CommonArgs, Printer};
 use betty_core::ExitStatus;
-use betty_core::audit::{AuditLog, AuditRecord};
-use betty_core::discover::RegistryDir;
+use betty_core::audit::AuditRecord;
 use betty_core::history::{ChangeAction, History, VersionId};
-use betty_core::identity::Identity;
-use betty_core::telemetry::{EventWriter, NewEvent};
+use betty_core::record::{Operation, Recorder};
+use betty_core::telemetry::{EventBatch, NewEvent};
 use registry_diff::cli::{Cli, Command, Compare, DiffFormat, Format};
 use registry_diff::diff::{RegistryDiff, diff_raw, diff_registries};
 use registry_diff::render::{self, Style};
@@ -95,8 +95,8 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Some(Command::Record { format }) => {
             let dir = common.registry_dir()?;
-            let who = common.identity()?;
-            match versions::record(&dir, &who.user, betty_core::time::now())? {
+            let recorder = Recorder::new(&dir, TOOL, &common.identity()?);
+            match versions::record(&dir, &recorder, betty_core::time::now())? {
                 Recorded::Unchanged(latest) => {
                     tracing::info!("the registry equals {latest}; nothing recorded");
                     match format {
@@ -111,10 +111,10 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                         }))?,
                     }
                 }
-                Recorded::New(version, diff) => {
-                    audit(
-                        &dir,
-                        &who,
+                Recorded::New(version, diff, op) => {
+                    commit(
+                        &recorder,
+                        op.map(|o| *o),
                         "registry.record",
                         "registry.recorded",
                         json!({"version": version.version, "changes": version.changes.len(), "registry_sha256": version.registry_sha256}),
@@ -155,12 +155,13 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         }) => {
             let id = VersionId::parse(&version)?;
             let dir = common.registry_dir()?;
-            let who = common.identity()?;
-            let done = versions::rollback(&dir, id, &who.user, betty_core::time::now(), dry_run)?;
+            let recorder = Recorder::new(&dir, TOOL, &common.identity()?);
+            let mut done =
+                versions::rollback(&dir, id, &recorder, betty_core::time::now(), dry_run)?;
             if let Some(v) = &done.version {
-                audit(
-                    &dir,
-                    &who,
+                commit(
+                    &recorder,
+                    done.operation.take(),
                     "registry.rollback",
                     "registry.rolled_back",
                     json!({"rollback_of": done.target, "version": v.version, "recorded_before": done.recorded_before, "registry_sha256": v.registry_sha256, "changes": v.changes.len()}),
@@ -209,8 +210,8 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Some(Command::ImportGit { range, format }) => {
             let dir = common.registry_dir()?;
-            let who = common.identity()?;
-            let results = versions::import_git(&dir, range.as_deref())?;
+            let recorder = Recorder::new(&dir, TOOL, &common.identity()?);
+            let (results, op) = versions::import_git(&dir, &recorder, range.as_deref())?;
             let recorded = results
                 .iter()
                 .filter(|r| matches!(r.outcome, ImportOutcome::Recorded(..)))
@@ -220,9 +221,9 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 .filter(|r| matches!(r.outcome, ImportOutcome::Unreadable(_)))
                 .collect();
             if recorded > 0 {
-                audit(
-                    &dir,
-                    &who,
+                commit(
+                    &recorder,
+                    op,
                     "registry.import_git",
                     "registry.imported",
                     json!({"range": range, "commits": results.len(), "recorded": recorded, "unreadable": unreadable.iter().map(|r| r.commit.hash.clone()).collect::<Vec<_>>()}),
@@ -491,6 +492,7 @@ fn note_check(common: &CommonArgs, from: &str, to: &str, problems: &[semver::Pro
                 .collect::<Vec<_>>()
         ),
     );
+    let recorder = Recorder::new(&dir, TOOL, &who);
     let event = NewEvent {
         event_type: "registry.checked".into(),
         skill_name: None,
@@ -503,45 +505,50 @@ fn note_check(common: &CommonArgs, from: &str, to: &str, problems: &[semver::Pro
         context,
         ..Default::default()
     };
-    if let Err(e) = EventWriter::new(&dir.events_jsonl(), TOOL).record(event, &who) {
+    let mut events = EventBatch::new();
+    let emitted = recorder
+        .events()
+        .complete_line(event, &who, &mut events)
+        .and_then(|()| recorder.emit(&events));
+    if let Err(e) = emitted {
         tracing::warn!("the check was not recorded in telemetry: {e}");
     }
 }
 
-/// One audit entry and one telemetry event for a write.
-fn audit(
-    dir: &RegistryDir,
-    who: &Identity,
+/// The commit entry and the telemetry event of a write whose intent the library appended.
+fn commit(
+    recorder: &Recorder,
+    op: Option<Operation>,
     operation: &str,
     event: &str,
     details: Value,
 ) -> Result<()> {
-    AuditLog::new(&dir.audit_log())
-        .append(
-            &AuditRecord {
-                operation: operation.to_string(),
-                skill: None,
-                outcome: "success".to_string(),
-                policy_checks: vec![],
-                details: Some(details.clone()),
-            },
-            who,
-        )
-        .context("the registry was updated, but the audit trail could not be appended")?;
+    let Some(op) = op else {
+        bail!("`{operation}` changed the registry without its intent entry; this is a bug");
+    };
     let mut context = Map::new();
-    context.insert("registry".into(), details);
-    EventWriter::new(&dir.events_jsonl(), TOOL)
-        .record(
-            NewEvent {
-                event_type: event.to_string(),
-                skill_name: None,
-                outcome: "success".to_string(),
-                context,
-                ..Default::default()
-            },
-            who,
-        )
-        .context("the registry was updated, but the telemetry event could not be written")?;
-    betty_cli::fire_alerts(dir);
+    context.insert("registry".into(), details.clone());
+    let mut events = EventBatch::new();
+    recorder.events().complete_line(
+        NewEvent {
+            event_type: event.to_string(),
+            skill_name: None,
+            outcome: "success".to_string(),
+            context,
+            ..Default::default()
+        },
+        recorder.who(),
+        &mut events,
+    )?;
+    op.commit(
+        AuditRecord {
+            operation: operation.to_string(),
+            outcome: "success".to_string(),
+            details: Some(details),
+            ..AuditRecord::default()
+        },
+        &events,
+    )
+    .context("the registry was updated, but its commit entry or event could not be written; `telemetry-query audit verify` shows the operation as not finished")?;
     Ok(())
 }

@@ -7,6 +7,11 @@
 //! always taken after the history lock, so a `kill -9` at any moment leaves the old file or
 //! the new one. A rollback first records the live registry if history does not have it yet,
 //! so no state is ever lost from history.
+//!
+//! No state change without its audit entry: each writer appends its intent entry
+//! (`betty_core::record::Recorder::begin`) after deciding what will change and before the
+//! first write, and returns the [`Operation`] for the caller to commit once it has recorded
+//! the outcome. If the intent cannot be appended, nothing is written.
 
 use std::path::Path;
 
@@ -15,6 +20,7 @@ use betty_core::fsx::{self, LockGuard};
 use betty_core::history::{History, HistoryLock, HistoryVersion, NewVersion, VersionId};
 use betty_core::limits::Limits;
 use betty_core::manifest::Kind;
+use betty_core::record::{Operation, Recorder};
 use betty_core::registry::Registry;
 use betty_core::source::{SourceName, into_text, read_bytes};
 use serde_json::{Map, Value, json};
@@ -49,12 +55,38 @@ fn source(kind: &str) -> Map<String, Value> {
 /// What `record` did.
 #[derive(Debug)]
 pub enum Recorded {
-    /// A new version, and what changed since the previous one.
-    New(Box<HistoryVersion>, RegistryDiff),
+    /// A new version, what changed since the previous one, and the operation to commit
+    /// (`None` inside a rollback, whose own operation covers it).
+    New(Box<HistoryVersion>, RegistryDiff, Option<Box<Operation>>),
     /// Nothing changed since this version.
     Unchanged(String),
 }
 
+/// The intent entry of an operation, appended once, before its first write.
+struct Intent<'a> {
+    recorder: &'a Recorder,
+    operation: &'static str,
+    begun: Option<Operation>,
+}
+
+impl<'a> Intent<'a> {
+    fn new(recorder: &'a Recorder, operation: &'static str) -> Intent<'a> {
+        Intent {
+            recorder,
+            operation,
+            begun: None,
+        }
+    }
+
+    fn before_change(&mut self, change: impl FnOnce() -> Value) -> betty_core::Result<()> {
+        if self.begun.is_none() {
+            self.begun = Some(self.recorder.begin(self.operation, None, change())?);
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn record_locked(
     history: &History,
     lock: &HistoryLock,
@@ -63,6 +95,7 @@ fn record_locked(
     who: &str,
     now: jiff::Timestamp,
     src: Map<String, Value>,
+    intent: &mut Intent<'_>,
 ) -> betty_core::Result<Recorded> {
     let latest = history.latest()?;
     let previous = latest
@@ -75,6 +108,13 @@ fn record_locked(
     {
         return Ok(Recorded::Unchanged(l.version.clone()));
     }
+    intent.before_change(|| {
+        json!({
+            "history": "append a version",
+            "registry_sha256": betty_core::canonical::sha256_hex(&bytes),
+            "changes": diff.to_changes(who).len(),
+        })
+    })?;
     let version = history.append(
         lock,
         NewVersion {
@@ -86,15 +126,34 @@ fn record_locked(
             registry: value,
         },
     )?;
-    Ok(Recorded::New(Box::new(version), diff))
+    Ok(Recorded::New(Box::new(version), diff, None))
 }
 
 /// Snapshots the live registry as a new version, unless it equals the latest one.
-pub fn record(dir: &RegistryDir, who: &str, now: jiff::Timestamp) -> betty_core::Result<Recorded> {
+pub fn record(
+    dir: &RegistryDir,
+    recorder: &Recorder,
+    now: jiff::Timestamp,
+) -> betty_core::Result<Recorded> {
     let history = History::new(&dir.history_dir());
     let lock = history.lock()?;
     let (bytes, value) = read_live(dir)?;
-    record_locked(&history, &lock, bytes, value, who, now, source("record"))
+    let who = recorder.who().user.clone();
+    let mut intent = Intent::new(recorder, "registry.record");
+    let recorded = record_locked(
+        &history,
+        &lock,
+        bytes,
+        value,
+        &who,
+        now,
+        source("record"),
+        &mut intent,
+    )?;
+    Ok(match recorded {
+        Recorded::New(v, diff, _) => Recorded::New(v, diff, intent.begun.map(Box::new)),
+        unchanged => unchanged,
+    })
 }
 
 /// What `rollback` did or would do.
@@ -107,16 +166,19 @@ pub struct RolledBack {
     pub recorded_before: Option<String>,
     /// The new version (None for a dry run or when the registry already was the target).
     pub version: Option<HistoryVersion>,
+    /// The operation to commit once recorded (with `version`).
+    pub operation: Option<Operation>,
 }
 
 /// Makes `target`'s registry live again, byte for byte, and records it as a new version.
 pub fn rollback(
     dir: &RegistryDir,
     target: VersionId,
-    who: &str,
+    recorder: &Recorder,
     now: jiff::Timestamp,
     dry_run: bool,
 ) -> betty_core::Result<RolledBack> {
+    let who = recorder.who().user.as_str();
     let history = History::new(&dir.history_dir());
     let lock = history.lock()?;
     let old = history.load(target)?;
@@ -132,12 +194,24 @@ pub fn rollback(
         diff,
         recorded_before: None,
         version: None,
+        operation: None,
     };
     if dry_run || live_bytes == bytes {
         return Ok(out);
     }
+    // The intent entry, before anything is written (if it cannot be appended: nothing is).
+    let mut intent = Intent::new(recorder, "registry.rollback");
+    intent.before_change(|| {
+        json!({
+            "rollback_of": target.to_string(),
+            "file": "skills.json",
+            "from_sha256": betty_core::canonical::sha256_hex(&live_bytes),
+            "to_sha256": betty_core::canonical::sha256_hex(&bytes),
+            "changes": out.diff.to_changes(who).len(),
+        })
+    })?;
     // Keep the live state in history before replacing it.
-    if let Recorded::New(v, _) = record_locked(
+    if let Recorded::New(v, _, _) = record_locked(
         &history,
         &lock,
         live_bytes,
@@ -145,6 +219,7 @@ pub fn rollback(
         who,
         now,
         source("record"),
+        &mut intent,
     )? {
         out.recorded_before = Some(v.version.clone());
     }
@@ -164,6 +239,7 @@ pub fn rollback(
         },
     )?;
     out.version = Some(version);
+    out.operation = intent.begun;
     Ok(out)
 }
 
@@ -191,7 +267,14 @@ pub enum ImportOutcome {
 /// reads, dated by the commit, `changed_by` its committer. Commits already imported, and
 /// commits older than the latest version in history, are skipped, so importing again only
 /// adds what is new and the latest version stays the newest state.
-pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<Imported>> {
+///
+/// The operation (begun before the first version is appended) comes back for the caller to
+/// commit.
+pub fn import_git(
+    dir: &RegistryDir,
+    recorder: &Recorder,
+    range: Option<&str>,
+) -> anyhow::Result<(Vec<Imported>, Option<Operation>)> {
     let commits = git::log(&dir.root, "skills.json", range)?;
     let blobs = git::show_many(&dir.root, &commits, "skills.json")?;
     let history = History::new(&dir.history_dir());
@@ -215,6 +298,8 @@ pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<
         .iter()
         .rposition(|c| imported_commits.contains_key(&c.hash));
     let mut out = Vec::with_capacity(commits.len());
+    let mut intent = Intent::new(recorder, "registry.import_git");
+    let listed = commits.len();
     for (i, (commit, blob)) in commits.into_iter().zip(blobs).enumerate() {
         if let Some(v) = imported_commits.get(&commit.hash) {
             out.push(Imported {
@@ -265,6 +350,9 @@ pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<
         let mut src = source("import-git");
         src.insert("commit".into(), commit.hash.clone().into());
         src.insert("subject".into(), commit.subject.clone().into());
+        intent.before_change(
+            || json!({"history": "append versions from git", "range": range, "commits": listed}),
+        )?;
         let version = history.append(
             &lock,
             NewVersion {
@@ -282,7 +370,7 @@ pub fn import_git(dir: &RegistryDir, range: Option<&str>) -> anyhow::Result<Vec<
             outcome: ImportOutcome::Recorded(Box::new(version), diff),
         });
     }
-    Ok(out)
+    Ok((out, intent.begun))
 }
 
 /// A version without its registry snapshot: what `log` shows.

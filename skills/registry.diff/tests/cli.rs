@@ -424,3 +424,97 @@ fn the_skill_manifest_is_a_valid_betty_skill() {
         assert!(p.parsed.unwrap().is_known(), "{}", p.text);
     }
 }
+
+/// Every file of the registry and its bytes, sidecar lock files aside (they hold no data).
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p.clone());
+                out.insert(p, b"<dir>".to_vec());
+            } else if meta.is_symlink() {
+                out.insert(
+                    p.clone(),
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else if p.extension().is_none_or(|x| x != "lock") {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_audit_trail_that_cannot_be_appended_blocks_record_and_rollback() {
+    for how in ["torn tail", "folder", "dangling symlink"] {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        std::fs::create_dir_all(dir.join("registry")).unwrap();
+        let skills = dir.join("registry/skills.json");
+        let v1 = registry(json!([{"name": "a.one", "version": "0.1.0", "status": "active"}]));
+        let v2 = registry(json!([{"name": "a.one", "version": "0.2.0", "status": "active"}]));
+        let v3 = registry(json!([{"name": "a.one", "version": "0.3.0", "status": "active"}]));
+        std::fs::write(&skills, &v1).unwrap();
+        let o = run(dir, &["record", "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let first: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let first = first["version"].as_str().unwrap().to_string();
+        std::fs::write(&skills, &v2).unwrap();
+        assert_eq!(code(&run(dir, &["record"])), 0);
+        let log = dir.join("registry/audit_log.json");
+        match how {
+            "torn tail" => {
+                let text = std::fs::read(&log).unwrap();
+                std::fs::write(&log, &text[..text.len() - 4]).unwrap();
+            }
+            "folder" => {
+                std::fs::remove_file(&log).unwrap();
+                std::fs::create_dir(&log).unwrap();
+            }
+            _ => {
+                std::fs::remove_file(&log).unwrap();
+                std::os::unix::fs::symlink(dir.join("registry/gone/audit_log.json"), &log).unwrap();
+            }
+        }
+        let before = snapshot(&dir.join("registry"));
+        let o = run(dir, &["rollback", &first]);
+        assert_eq!(code(&o), 2, "{how}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("audit_log.json"),
+            "{how}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            snapshot(&dir.join("registry")),
+            before,
+            "{how}: rollback changed a file"
+        );
+        assert_eq!(std::fs::read(&skills).unwrap(), v2);
+        // A registry that changed since the last version cannot be recorded either.
+        std::fs::write(&skills, &v3).unwrap();
+        let before = snapshot(&dir.join("registry"));
+        let o = run(dir, &["record"]);
+        assert_eq!(code(&o), 2, "{how}: {}", stderr(&o));
+        assert_eq!(
+            snapshot(&dir.join("registry")),
+            before,
+            "{how}: record changed a file"
+        );
+        // Rollback with the live state not yet in history: still nothing.
+        let o = run(dir, &["rollback", &first]);
+        assert_eq!(code(&o), 2, "{how}: {}", stderr(&o));
+        assert_eq!(
+            snapshot(&dir.join("registry")),
+            before,
+            "{how}: rollback changed a file"
+        );
+    }
+}

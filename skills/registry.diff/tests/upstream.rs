@@ -191,7 +191,17 @@ fn import_36_upstream_versions_then_compare_and_roll_back() {
     audit
         .for_each_entry(|_, v| ops.push(v["operation"].as_str().unwrap_or("").to_string()))
         .unwrap();
-    assert_eq!(ops, ["registry.import_git", "registry.rollback"]);
+    // Each write is an intent entry before it and a commit entry after it.
+    assert_eq!(
+        ops,
+        [
+            "registry.import_git",
+            "registry.import_git",
+            "registry.rollback",
+            "registry.rollback"
+        ]
+    );
+    assert!(report.unfinished.is_empty(), "{:?}", report.unfinished);
     let events = std::fs::read_to_string(dir.join("registry/telemetry/events.jsonl")).unwrap();
     assert!(
         events

@@ -4,19 +4,17 @@
 //! `context.tool`/`version`, redaction, the published schema). A batch is checked whole before
 //! anything is written: one bad event refuses the batch, naming every bad line and why.
 //!
-//! [`append`] is the one place events are written: under the stream's sidecar lock it rotates
-//! `events.jsonl` when it has grown past the rotation size, marks the segment unordered when an
-//! event is stamped away from now (see [`crate::segments`]), starts on a fresh line after a torn
-//! one, and appends the whole batch in one write.
+//! Events are written by `betty_core::record::Recorder` through the one stream appender
+//! (`betty_core::stream`: rotation, unordered segments, all-or-nothing batches). A batch from
+//! stdin is named by [`batch_id`] (a digest of the input and the user) and its events without
+//! an `event_id` get ids derived from it, so a retry after a crash is recognised and adds
+//! nothing, and prints the same ids.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use betty_core::fsx;
 use betty_core::identity::Identity;
 use betty_core::telemetry::{EventWriter, NewEvent};
 use serde_json::{Map, Value};
-
-use crate::segments::{self, SKEW};
 
 /// Largest batch read from stdin.
 pub const MAX_STDIN_BYTES: u64 = betty_core::limits::Limits::REGISTRY.max_bytes;
@@ -59,17 +57,6 @@ pub enum CaptureError {
     },
     #[error("invalid `--context {0}`: {1}")]
     BadContext(String, String),
-}
-
-fn io_err<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> CaptureError + 'a {
-    move |source| CaptureError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// `key=value` (a string) and `key:=JSON` (any JSON value), as HTTPie writes them.
@@ -206,6 +193,41 @@ pub fn complete_batch(
     text: &str,
     who: &Identity,
 ) -> Result<Vec<Value>, CaptureError> {
+    complete_batch_as(writer, input, text, who, None)
+}
+
+/// The id of a batch read from stdin: SHA-256 of the user and the exact input. The same bytes
+/// sent again by the same user are a retry.
+pub fn batch_id(text: &str, who: &Identity) -> String {
+    let mut seed = Vec::with_capacity(text.len() + who.user.len() + 1);
+    seed.extend_from_slice(who.user.as_bytes());
+    seed.push(0);
+    seed.extend_from_slice(text.as_bytes());
+    format!("sha256:{}", betty_core::canonical::sha256_hex(&seed))
+}
+
+/// As [`complete_batch`]; with `batch`, an event without `event_id` gets one derived from the
+/// batch id and its position (a UUID v8), so a retried batch has the same ids.
+pub fn complete_batch_as(
+    writer: &EventWriter,
+    input: &str,
+    text: &str,
+    who: &Identity,
+    batch: Option<&str>,
+) -> Result<Vec<Value>, CaptureError> {
+    let mut index = 0usize;
+    let mut complete = |mut v: Value| {
+        if let (Some(b), Value::Object(obj)) = (batch, &mut v)
+            && !obj.contains_key("event_id")
+        {
+            obj.insert(
+                "event_id".into(),
+                crate::import::derived_id(format!("{b}:{index}").as_bytes()).into(),
+            );
+        }
+        index += 1;
+        complete_json(writer, v, who)
+    };
     let mut problems = Vec::new();
     let mut events = Vec::new();
     let whole = text.trim();
@@ -225,7 +247,7 @@ pub fn complete_batch(
             other => vec![other],
         };
         for (i, item) in items.into_iter().enumerate() {
-            match complete_json(writer, item, who) {
+            match complete(item) {
                 Ok(e) => events.push(e),
                 Err(why) => problems.push(format!("  event {}: {why}", i + 1)),
             }
@@ -236,7 +258,7 @@ pub fn complete_batch(
                 continue;
             }
             match serde_json::from_str::<Value>(line) {
-                Ok(v) => match complete_json(writer, v, who) {
+                Ok(v) => match complete(v) {
                     Ok(e) => events.push(e),
                     Err(why) => problems.push(format!("  line {}: {why}", i + 1)),
                 },
@@ -280,107 +302,6 @@ pub fn read_stdin() -> Result<String, CaptureError> {
     Ok(betty_core::source::read_text(&name, &limits)?)
 }
 
-/// How [`append`] treats the stream.
-#[derive(Clone, Debug)]
-pub struct AppendOptions {
-    /// Rotate `events.jsonl` once it is at least this big (`None`: never).
-    pub rotate_bytes: Option<u64>,
-    pub now: jiff::Timestamp,
-}
-
-impl AppendOptions {
-    /// `BETTY_TELEMETRY_ROTATE_BYTES` (default 256 MiB; 0 disables rotation).
-    pub fn from_env(now: jiff::Timestamp) -> AppendOptions {
-        let rotate = std::env::var("BETTY_TELEMETRY_ROTATE_BYTES")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(256 * 1024 * 1024);
-        AppendOptions {
-            rotate_bytes: (rotate > 0).then_some(rotate),
-            now,
-        }
-    }
-}
-
-/// What [`append_with`] did.
-#[derive(Clone, Debug, Default)]
-pub struct Appended {
-    pub events: Vec<Value>,
-    pub rotated_to: Option<PathBuf>,
-}
-
-/// Appends complete events in one write; see the module comment.
-pub fn append(
-    path: &Path,
-    events: Vec<Value>,
-    opts: &AppendOptions,
-) -> Result<Appended, CaptureError> {
-    append_with(path, opts, |_| Ok(events))
-}
-
-/// As [`append`], with the events decided while the lock is held (`decide` sees the segments),
-/// so that a check-then-append (an import skipping ids already present) is race-free.
-pub fn append_with(
-    path: &Path,
-    opts: &AppendOptions,
-    decide: impl FnOnce(&[segments::Segment]) -> Result<Vec<Value>, CaptureError>,
-) -> Result<Appended, CaptureError> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    }
-    let _lock = fsx::LockGuard::exclusive(path)?;
-    let segs = segments::list(path).map_err(io_err("list", path))?;
-    let events = decide(&segs)?;
-    let mut out = Appended::default();
-    if events.is_empty() {
-        return Ok(out);
-    }
-    if let Some(limit) = opts.rotate_bytes
-        && std::fs::metadata(path).is_ok_and(|m| m.len() >= limit)
-    {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let to = segments::rotated_name(dir, opts.now);
-        std::fs::rename(path, &to).map_err(io_err("rotate", path))?;
-        let marker = segments::unordered_marker(path);
-        if marker.exists() {
-            std::fs::rename(&marker, segments::unordered_marker(&to))
-                .map_err(io_err("rotate", &marker))?;
-        }
-        fsx::sync_dir(dir).map_err(io_err("sync", dir))?;
-        tracing::info!(to = %to.display(), "rotated the event stream");
-        out.rotated_to = Some(to);
-    }
-    let skew = jiff::SignedDuration::try_from(SKEW / 2).unwrap_or_default();
-    let (lo, hi) = (
-        opts.now.checked_sub(skew).unwrap_or(opts.now),
-        opts.now.checked_add(skew).unwrap_or(opts.now),
-    );
-    let out_of_order = events.iter().any(|e| {
-        e["timestamp"]
-            .as_str()
-            .and_then(|t| betty_core::time::parse_timestamp(t).ok())
-            .is_none_or(|t| t < lo || t > hi)
-    });
-    if out_of_order {
-        let marker = segments::unordered_marker(path);
-        if !marker.exists() {
-            std::fs::write(&marker, b"events in this segment are not in time order\n")
-                .map_err(io_err("write", &marker))?;
-        }
-    }
-    let mut buf = Vec::with_capacity(events.len() * 320);
-    for e in &events {
-        serde_json::to_writer(&mut buf, e).map_err(|e| io_err("write", path)(e.into()))?;
-        buf.push(b'\n');
-    }
-    betty_core::telemetry::ensure_line_boundary(path)?;
-    fsx::append_locked_nosync(path, &buf)?;
-    out.events = events;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,7 +334,7 @@ mod tests {
 
     #[test]
     fn batches_are_all_or_nothing() {
-        let w = EventWriter::new(Path::new("unused"), "telemetry-capture");
+        let w = EventWriter::new(std::path::Path::new("unused"), "telemetry-capture");
         let good = r#"{"event_type":"skill.created","outcome":"success"}"#;
         let ok = complete_batch(&w, "stdin", &format!("{good}\n{good}\n"), &who()).unwrap();
         assert_eq!(ok.len(), 2);

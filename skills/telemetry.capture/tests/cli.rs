@@ -388,7 +388,17 @@ fn upstream_telemetry_imports_once() {
         "--format",
         "jsonl",
     ]);
-    assert_eq!(text(&out.stdout).lines().count(), 2);
+    // Each import is an intent entry before the events and a commit entry after them.
+    let phases: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["phase"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(phases, ["intent", "commit", "intent", "commit"]);
 }
 
 #[test]
@@ -698,17 +708,18 @@ fn audit_views_detect_tampering() {
     let out = r.query(&["audit", "head"]);
     assert_eq!(code(&out), 0);
     let head = text(&out.stdout).trim().to_string();
-    assert!(head.starts_with("2:"), "{head}");
+    // Three imports, each an intent and a commit entry.
+    assert!(head.starts_with("5:"), "{head}");
     let out = r.query(&["audit", "verify", "--expect-head", &head]);
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("intact"));
     let out = r.query(&["audit", "--format", "csv"]);
-    assert_eq!(text(&out.stdout).lines().count(), 4);
+    assert_eq!(text(&out.stdout).lines().count(), 7);
     let out = r.query(&[
         "audit", "--order", "newest", "--limit", "1", "--format", "jsonl",
     ]);
     let e: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
-    assert_eq!(e["seq"], 2);
+    assert_eq!(e["seq"], 5);
     // Edit an entry.
     let log = r.root.join("audit_log.json");
     let original = std::fs::read_to_string(&log).unwrap();
@@ -716,13 +727,25 @@ fn audit_views_detect_tampering() {
     let out = r.query(&["audit", "verify"]);
     assert_eq!(code(&out), 1);
     let s = text(&out.stdout);
-    assert!(s.contains("edited") && s.contains("entry 0:"), "{s}");
-    // Truncate the tail: only the kept head shows it.
+    assert!(s.contains("edited") && s.contains("entry 1:"), "{s}");
+    // Truncate the tail (the last commit entry): only the kept head shows it as tampering;
+    // without it, the intent left without its commit is an operation that did not finish.
     let mut lines: Vec<&str> = original.lines().collect();
     lines.remove(lines.len() - 2);
     let truncated = lines.join("\n").replace(",\n]", "\n]");
     std::fs::write(&log, truncated).unwrap();
-    assert_eq!(code(&r.query(&["audit", "verify"])), 0);
+    let out = r.query(&["audit", "verify"]);
+    assert_eq!(code(&out), 0);
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("intact") && s.contains("operation did not finish") && s.contains("seq 4"),
+        "{s}"
+    );
+    let out = r.query(&["audit", "verify", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["unfinished"][0]["seq"], 4);
+    assert_eq!(v["unfinished"][0]["operation"], "telemetry.import");
     let out = r.query(&[
         "audit",
         "verify",
@@ -738,6 +761,32 @@ fn audit_views_detect_tampering() {
     assert_eq!(
         code(&r.query(&["audit", "verify", "--expect-head", "nothex"])),
         2
+    );
+    // A log emptied or deleted while the kept head names entries: tampering, exit 1.
+    for emptied in ["", "[]", "  \n"] {
+        std::fs::write(&log, emptied).unwrap();
+        let out = r.query(&["audit", "verify", "--expect-head", &head]);
+        assert_eq!(code(&out), 1, "{emptied:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("truncated"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    std::fs::remove_file(&log).unwrap();
+    let out = r.query(&[
+        "audit",
+        "verify",
+        "--expect-head",
+        &head,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["ok"].as_bool(), v["breaks"][0]["kind"].as_str()),
+        (Some(false), Some("truncated"))
     );
 }
 
@@ -1153,4 +1202,117 @@ fn concurrent_writers_across_rotations_lose_nothing() {
     assert_eq!(seen.len(), 2000);
     assert_eq!(r.count(&[]), 2000);
     assert_eq!(r.count(&["--last", "1h", "--order", "oldest"]), 2000);
+}
+
+/// Item 7: `telemetry-capture -` killed with SIGKILL at random instants leaves none of a batch
+/// or all of it (as readers see the stream), across rotations, and retrying the same input
+/// afterwards adds no duplicates.
+#[test]
+fn a_batch_killed_at_any_instant_lands_none_or_all_and_a_retry_adds_nothing() {
+    const EVENTS: usize = 1500;
+    const KILLS: usize = 30;
+    let r = Reg::new();
+    let batch = |k: usize| -> Vec<u8> {
+        let mut s = String::new();
+        for i in 0..EVENTS {
+            s.push_str(&format!(
+                "{{\"event_type\":\"skill.executed\",\"outcome\":\"success\",\"skill_name\":\"kill.test\",\"context\":{{\"kb\":\"k-{k}\",\"i\":{i},\"pad\":\"{}\"}}}}\n",
+                "x".repeat(200)
+            ));
+        }
+        s.into_bytes()
+    };
+    let spawn = |input: Vec<u8>| {
+        let mut child = r
+            .cmd(CAPTURE)
+            .arg("-")
+            .env("BETTY_TELEMETRY_ROTATE_BYTES", "1000000")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The child may be killed while reading: a broken pipe is expected.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        (child, writer)
+    };
+    // How much of the batch the readers see, after they settle a half-appended batch.
+    let seen = |k: usize| -> usize {
+        assert_eq!(code(&r.query(&["--count"])), 0);
+        let needle = format!("\"kb\":\"k-{k}\"");
+        let mut n = 0;
+        for e in std::fs::read_dir(r.root.join("telemetry")).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("events") && name.ends_with(".jsonl") {
+                n += std::fs::read_to_string(&p)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| l.contains(&needle))
+                    .count();
+            }
+        }
+        n
+    };
+    // A full run sets the range of the random delays (so kills land before, during and after
+    // the append); it is no time limit.
+    let started = std::time::Instant::now();
+    let (mut child, writer) = spawn(batch(0));
+    assert!(child.wait().unwrap().success());
+    writer.join().unwrap();
+    let full = started.elapsed().as_micros() as u64 + 1;
+    assert_eq!(seen(0), EVENTS);
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut outcomes = (0, 0);
+    for k in 1..=KILLS {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = rng % (full + full / 4);
+        let (mut child, writer) = spawn(batch(k));
+        std::thread::sleep(std::time::Duration::from_micros(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        writer.join().unwrap();
+        let n = seen(k);
+        assert!(
+            n == 0 || n == EVENTS,
+            "kill {k} after {delay}µs left {n} of {EVENTS} events"
+        );
+        if n == 0 {
+            outcomes.0 += 1;
+        } else {
+            outcomes.1 += 1;
+        }
+        // The retry: exactly the batch, once.
+        let (mut child, writer) = spawn(batch(k));
+        assert!(child.wait().unwrap().success(), "retry {k}");
+        writer.join().unwrap();
+        assert_eq!(seen(k), EVENTS, "retry {k} after a kill that left {n}");
+    }
+    eprintln!("kills that left none: {}, all: {}", outcomes.0, outcomes.1);
+    // Every line is whole, and no event id appears twice.
+    let mut ids = std::collections::HashSet::new();
+    let mut segments = 0;
+    for e in std::fs::read_dir(r.root.join("telemetry")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("events") && name.ends_with(".jsonl") {
+            segments += 1;
+            for line in std::fs::read_to_string(&p).unwrap().lines() {
+                let v: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+                assert!(
+                    ids.insert(v["event_id"].as_str().unwrap().to_string()),
+                    "duplicate {line}"
+                );
+            }
+        }
+    }
+    assert_eq!(ids.len(), EVENTS * (KILLS + 1));
+    assert!(segments > 1, "the stream rotated during the run");
+    assert!(!r.root.join("telemetry/events.jsonl.batch").exists());
 }

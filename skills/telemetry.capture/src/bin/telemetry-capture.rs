@@ -1,18 +1,19 @@
 //! `telemetry-capture`: record a governance event (flags or stdin), time a command, or import
-//! upstream's `telemetry.json`. Thin: parse, complete and check through `betty_core`, append
-//! through `telemetry_capture::capture::append`, print ids, map the outcome to an exit code.
+//! upstream's `telemetry.json`. Thin: parse, complete and check through `betty_core`, record
+//! through `betty_core::record::Recorder` (the one stream appender, then alerts; a batch on
+//! stdin all or nothing and once), print ids, map the outcome to an exit code.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use betty_cli::Printer;
 use betty_core::ExitStatus;
-use betty_core::audit::{AuditLog, AuditRecord};
-use betty_core::identity::Identity;
-use betty_core::telemetry::{EventWriter, NewEvent};
+use betty_core::audit::AuditRecord;
+use betty_core::record::Recorder;
+use betty_core::telemetry::{EventBatch, NewEvent};
 use serde_json::{Value, json};
 use telemetry_capture::alerts::{self, AlertFiles};
-use telemetry_capture::capture::{self, AppendOptions};
+use telemetry_capture::capture;
 use telemetry_capture::cli::{AlertsCommand, CaptureCli, CaptureCommand, CaptureFormat};
 use telemetry_capture::import;
 
@@ -39,9 +40,8 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
     let registry = cli.common.registry_dir()?;
     let who = cli.common.identity()?;
     let path = registry.events_jsonl();
-    let writer = EventWriter::new(&path, TOOL);
-    let now = betty_core::time::now();
-    let opts = AppendOptions::from_env(now);
+    let recorder = Recorder::new(&registry, TOOL, &who);
+    let writer = recorder.events();
     let mut out = Printer::new();
     if let Some(CaptureCommand::Alerts(AlertsCommand::Watch { interval })) = &cli.command {
         let every = betty_core::time::parse_duration(interval).context("invalid `--interval`")?;
@@ -74,21 +74,34 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
     if let Some(CaptureCommand::Import { file, dry_run }) = &cli.command {
-        return import_file(&registry, &writer, file, *dry_run, &who, &opts, &mut out);
+        return import_file(&recorder, file, *dry_run, &mut out);
     }
     let events = match cli.input.as_deref() {
         Some("-") if cli.stream => {
             if cli.event.event_type.is_some() {
                 bail!("give the event either as flags or on stdin (`-`), not both");
             }
-            return stream(&path, &writer, &who, cli.format, &mut out);
+            return stream(&recorder, cli.format, &mut out);
         }
         Some("-") => {
             if cli.event.event_type.is_some() {
                 bail!("give the event either as flags or on stdin (`-`), not both");
             }
             let text = capture::read_stdin()?;
-            capture::complete_batch(&writer, "stdin", &text, &who)?
+            let batch_id = capture::batch_id(&text, &who);
+            let events = capture::complete_batch_as(writer, "stdin", &text, &who, Some(&batch_id))?;
+            let appended = recorder
+                .emit_batch(&batch_id, &EventBatch::from_values(&events)?)
+                .with_context(|| format!("cannot record the events in `{}`", path.display()))?;
+            if appended.already_present {
+                tracing::warn!(
+                    "this batch ({batch_id}) was recorded before (a retry?); nothing was added"
+                );
+            }
+            tracing::info!(count = appended.count, path = %path.display(), "recorded");
+            print_events(&mut out, &events, cli.format)?;
+            out.flush()?;
+            return Ok(ExitStatus::Success);
         }
         Some(other) => bail!(
             "unexpected argument `{other}`: use `-` to read events from stdin, or flags (`--event-type ...`)"
@@ -121,23 +134,18 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
             vec![event]
         }
     };
-    let appended = capture::append(&path, events, &opts)
+    let appended = recorder
+        .emit(&EventBatch::from_values(&events)?)
         .with_context(|| format!("cannot record the event in `{}`", path.display()))?;
-    tracing::info!(count = appended.events.len(), path = %path.display(), "recorded");
-    print_events(&mut out, &appended.events, cli.format)?;
+    tracing::info!(count = appended.count, path = %path.display(), "recorded");
+    print_events(&mut out, &events, cli.format)?;
     out.flush()?;
-    fire_alerts(&registry.root, &path, &appended.events);
     Ok(ExitStatus::Success)
 }
 
 /// `--stream -`: one append per JSON Lines event, as it arrives.
-fn stream(
-    path: &std::path::Path,
-    writer: &EventWriter,
-    who: &Identity,
-    format: CaptureFormat,
-    out: &mut Printer,
-) -> Result<ExitStatus> {
+fn stream(recorder: &Recorder, format: CaptureFormat, out: &mut Printer) -> Result<ExitStatus> {
+    let (writer, who, path) = (recorder.events(), recorder.who(), &recorder.events().path);
     use std::io::BufRead;
     let stdin = std::io::stdin().lock();
     let mut bad = 0u64;
@@ -168,15 +176,12 @@ fn stream(
             .and_then(|v| capture::complete_json(writer, v, who));
         match event {
             Ok(e) => {
-                let appended = capture::append(
-                    path,
-                    vec![e],
-                    &AppendOptions::from_env(betty_core::time::now()),
-                )
-                .with_context(|| format!("cannot record the event in `{}`", path.display()))?;
-                print_events(out, &appended.events, format)?;
+                let events = [e];
+                recorder
+                    .emit(&EventBatch::from_values(&events)?)
+                    .with_context(|| format!("cannot record the event in `{}`", path.display()))?;
+                print_events(out, &events, format)?;
                 out.flush()?;
-                fire_alerts(&registry_root(path), path, &appended.events);
             }
             Err(why) => {
                 bad += 1;
@@ -190,51 +195,6 @@ fn stream(
     } else {
         ExitStatus::Error
     })
-}
-
-/// The registry folder of an events file (`<registry>/telemetry/events.jsonl`).
-fn registry_root(events: &std::path::Path) -> std::path::PathBuf {
-    events
-        .parent()
-        .and_then(std::path::Path::parent)
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-/// Starts a detached alert deliverer when `alerts.yaml` exists, so matching events alert at
-/// once and the capture never waits for a webhook. `BETTY_ALERTS_INLINE=1` delivers in this
-/// process instead (tests, cron). Alert problems are logged; they never change the capture's
-/// outcome.
-fn fire_alerts(registry_root: &std::path::Path, events_path: &std::path::Path, events: &[Value]) {
-    let files = AlertFiles::beside(events_path);
-    if events.is_empty() || !files.rules.exists() {
-        return;
-    }
-    if std::env::var("BETTY_ALERTS_INLINE").is_ok_and(|v| v == "1") {
-        if let Err(e) = alerts::deliver(&files, false, betty_core::time::now) {
-            tracing::warn!("alerts skipped: {e}");
-        }
-        return;
-    }
-    if let Err(e) = alerts::load(&files.rules) {
-        tracing::warn!("alerts skipped: {e}");
-        return;
-    }
-    let spawned = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .arg("--registry")
-            .arg(registry_root)
-            .args(["--quiet", "alerts", "deliver"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-    });
-    if let Err(e) = spawned {
-        tracing::warn!(
-            "the alert deliverer could not be started (run `telemetry-capture alerts deliver`): {e}"
-        );
-    }
 }
 
 fn parse_duration_ms(text: &str) -> Result<f64> {
@@ -261,20 +221,19 @@ fn print_events(out: &mut Printer, events: &[Value], format: CaptureFormat) -> R
     Ok(())
 }
 
+/// An import changes the stream: its intent entry first, then the events (ids already
+/// present are skipped under the stream's lock), then the commit entry.
 fn import_file(
-    registry: &betty_core::discover::RegistryDir,
-    writer: &EventWriter,
+    recorder: &Recorder,
     file: &std::path::Path,
     dry_run: bool,
-    who: &Identity,
-    opts: &AppendOptions,
     out: &mut Printer,
 ) -> Result<ExitStatus> {
     let entries = import::read_upstream(file)?;
     let source = file.display().to_string();
-    let events = import::to_events(writer, &entries, &source, who)?;
+    let events = import::to_events(recorder.events(), &entries, &source, recorder.who())?;
     let total = events.len();
-    let path = writer.path.clone();
+    let path = recorder.events().path.clone();
     let mut already = 0usize;
     let added = if dry_run {
         let present = import::derived_ids_present(
@@ -285,34 +244,40 @@ fn import_file(
             .filter(|e| !present.contains(e["event_id"].as_str().unwrap_or_default()))
             .count()
     } else {
-        let appended = capture::append_with(&path, opts, |segs| {
-            let present = import::derived_ids_present(segs)?;
-            let fresh: Vec<Value> = events
-                .into_iter()
-                .filter(|e| !present.contains(e["event_id"].as_str().unwrap_or_default()))
-                .collect();
-            already = total - fresh.len();
-            Ok(fresh)
-        })
-        .with_context(|| format!("cannot import into `{}`", path.display()))?;
-        let added = appended.events.len();
-        AuditLog::new(&registry.audit_log())
-            .append(
-                &AuditRecord {
-                    operation: "telemetry.import".into(),
-                    skill: None,
-                    outcome: "success".into(),
-                    policy_checks: vec![],
-                    details: Some(json!({
-                        "source": source,
-                        "entries": total,
-                        "added": added,
-                        "already_present": already,
-                    })),
-                },
-                who,
+        let op = recorder
+            .begin(
+                "telemetry.import",
+                None,
+                json!({"source": source, "entries": total, "stream": "telemetry/events.jsonl"}),
             )
-            .context("the events were imported, but the audit entry could not be written")?;
+            .context("cannot append the audit trail; nothing was imported")?;
+        let appended = recorder
+            .emit_with(|segs| {
+                let present = import::derived_ids_present(segs)?;
+                let fresh: Vec<Value> = events
+                    .into_iter()
+                    .filter(|e| !present.contains(e["event_id"].as_str().unwrap_or_default()))
+                    .collect();
+                already = total - fresh.len();
+                Ok::<_, capture::CaptureError>(EventBatch::from_values(&fresh)?)
+            })
+            .with_context(|| format!("cannot import into `{}`", path.display()))?;
+        let added = appended.count;
+        op.commit(
+            AuditRecord {
+                operation: "telemetry.import".into(),
+                outcome: "success".into(),
+                details: Some(json!({
+                    "source": source,
+                    "entries": total,
+                    "added": added,
+                    "already_present": already,
+                })),
+                ..AuditRecord::default()
+            },
+            &EventBatch::new(),
+        )
+        .context("the events were imported, but the commit entry could not be written")?;
         added
     };
     let verb = if dry_run { "would import" } else { "imported" };
@@ -380,9 +345,9 @@ fn run_command(cli: CaptureCli) -> ExitCode {
     );
     ctx.insert("arg_count".into(), (command.len() - 1).into());
     ctx.insert("exit_code".into(), code.into());
-    let path = registry.events_jsonl();
-    let writer = EventWriter::new(&path, TOOL);
-    let recorded = writer
+    let recorder = Recorder::new(&registry, TOOL, &who);
+    let recorded = recorder
+        .events()
         .complete(
             NewEvent {
                 event_type,
@@ -397,16 +362,12 @@ fn run_command(cli: CaptureCli) -> ExitCode {
         )
         .map_err(anyhow::Error::from)
         .and_then(|e| {
-            capture::append(
-                &path,
-                vec![e],
-                &AppendOptions::from_env(betty_core::time::now()),
-            )
-            .map_err(anyhow::Error::from)
+            recorder
+                .emit(&EventBatch::from_values(&[e])?)
+                .map_err(anyhow::Error::from)
         });
-    match recorded {
-        Ok(appended) => fire_alerts(&registry.root, &path, &appended.events),
-        Err(e) => tracing::error!("the command ran, but its event could not be recorded: {e:#}"),
+    if let Err(e) = recorded {
+        tracing::error!("the command ran, but its event could not be recorded: {e:#}");
     }
     ExitCode::from(code)
 }

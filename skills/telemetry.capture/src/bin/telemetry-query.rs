@@ -370,7 +370,8 @@ fn audit(log: &AuditLog, args: &AuditArgs, out: &mut Printer) -> Result<ExitStat
             let report = log.verify(expect_head.as_deref())?;
             // The breaking entries themselves, so the reader sees what changed.
             let mut broken: Vec<(u64, Value)> = Vec::new();
-            if !report.ok() {
+            // (An emptied log has no entries to show, and may not even parse.)
+            if !report.ok() && report.entries > 0 {
                 let wanted: Vec<u64> = report.breaks.iter().map(|b| b.index).collect();
                 log.for_each_entry(|i, v| {
                     if wanted.contains(&i) && broken.len() < 20 {
@@ -418,6 +419,18 @@ fn audit(log: &AuditLog, args: &AuditArgs, out: &mut Printer) -> Result<ExitStat
                             if let Some((_, e)) = broken.iter().find(|(i, _)| *i == b.index) {
                                 out.line(&format!("      entry {}: {}", b.index, e))?;
                             }
+                        }
+                    }
+                    if !report.unfinished.is_empty() {
+                        out.line(&format!(
+                            "⚠️  {} operation(s) did not finish: an intent entry without its commit (the process stopped half way; check the state it names):",
+                            report.unfinished.len()
+                        ))?;
+                        for u in &report.unfinished {
+                            out.line(&format!(
+                                "  [operation did not finish] seq {} {} {} at {}",
+                                u.seq, u.operation_id, u.operation, u.timestamp
+                            ))?;
                         }
                     }
                 }
