@@ -1,7 +1,10 @@
 //! Project automation, in Rust rather than shell: `cargo xtask <task>`.
 //!
 //! - `ci`: what CI runs: formatting check, clippy with `-D warnings`, every test (nextest when
-//!   installed), including the schema and hygiene tests.
+//!   installed), including the schema and hygiene tests and the bad-input catalogue, then the
+//!   crash torture at CI size (`torture --quick`).
+//! - `torture`: `kill -9` of every writer at random instants, checking the registry after each
+//!   kill (`xtask/src/torture.rs`; TORTURE.md has a full-size run).
 //! - `bench`: release build, then each benchmark side by side with its baseline in the same
 //!   invocation; writes `BENCHMARKS.md` with the command that produced it.
 //! - `demo`: runs the README's main job on the bundled registry.
@@ -104,6 +107,9 @@ fn ci() -> Result<()> {
         test.args(["test", "--workspace", "--no-fail-fast"]);
         step("cargo test", test)?;
     }
+    // Crash torture at CI size (15 kills per writer, dev binaries the tests already built).
+    eprintln!("==> cargo xtask torture --quick");
+    torture::run(&root(), &["--quick".to_string()])?;
     Ok(())
 }
 

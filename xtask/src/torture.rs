@@ -662,6 +662,7 @@ fn torture(
 #[derive(Default)]
 struct Check {
     head: Option<String>,
+    /// Findings already counted (an unrecorded state or a temp file stays in every later run).
     seen: std::collections::BTreeSet<String>,
 }
 
@@ -699,7 +700,9 @@ impl Check {
                 .unwrap_or_default();
             let rel = f.strip_prefix(&reg).unwrap_or(f).display().to_string();
             if name.starts_with('.') && name.contains(".tmp.") {
-                tally.temp_files_left += 1;
+                if self.seen.insert(rel) {
+                    tally.temp_files_left += 1;
+                }
                 continue;
             }
             if name.ends_with(".jsonl") {
