@@ -68,8 +68,10 @@ impl Recorder {
     }
 
     /// A one-step record (a decision): the audit entry, then the events, then alerts.
-    /// If the audit entry cannot be written, nothing is written.
+    /// If the audit entry cannot be written, or the stream could not take the events after it,
+    /// nothing is written.
     pub fn record(&self, entry: &AuditRecord, events: &EventBatch) -> Result<Head> {
+        crate::stream::check_appendable(&self.writer.path)?;
         let head = self.audit.append(entry, &self.who)?;
         self.emit(events)?;
         Ok(head)
@@ -124,6 +126,9 @@ impl Recorder {
     /// (kept as `details.change`). An error means the audit trail cannot be appended: change
     /// nothing.
     pub fn begin(&self, operation: &str, skill: Option<&str>, change: Value) -> Result<Operation> {
+        // The events follow the change: if the stream cannot take them (a link, a FIFO), stop
+        // before anything is written.
+        crate::stream::check_appendable(&self.writer.path)?;
         let operation_id = format!("op-{}", uuid::Uuid::now_v7().simple());
         let intent = self.audit.append(
             &AuditRecord {

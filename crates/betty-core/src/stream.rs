@@ -386,21 +386,18 @@ fn in_ledger(ledger: &Path, batch_id: &str) -> Result<bool> {
         .any(|line| line.windows(needle.len()).any(|w| w == needle.as_bytes())))
 }
 
+/// Whether events could be appended to `path` now: a regular file or nothing, reached through
+/// no link. A state change checks this before its intent entry, so a stream it could not
+/// write never leaves a change behind (nothing is written).
+pub fn check_appendable(path: &Path) -> Result<()> {
+    file_len(path).map(|_| ())
+}
+
 fn file_len(path: &Path) -> Result<u64> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.is_file() => Err(Error::NotRegular {
-            path: path.to_path_buf(),
-            what: if m.file_type().is_symlink() {
-                "a symbolic link"
-            } else {
-                "not a regular file"
-            },
-            expected: "regular file",
-            hint: "the event stream is a regular file; replace it with one",
-        }),
-        Ok(m) => Ok(m.len()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(Error::read(path, e)),
+    // Through the regular-file open: a FIFO, a folder or a link is refused, naming what it is.
+    match fsx::open_regular_if_exists(path)? {
+        Some(f) => Ok(f.metadata().map_err(|e| Error::read(path, e))?.len()),
+        None => Ok(0),
     }
 }
 

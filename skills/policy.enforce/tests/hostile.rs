@@ -27,10 +27,10 @@ fn a_fifo_as_manifest_policy_or_registry_is_refused_at_once() {
     let manifest = p.dir().join("skill.yaml");
     hostile::mkfifo(&manifest);
     hostile::assert_fifo_refused(BIN, &p.dir(), &["skill.yaml"], &manifest);
-    let out = hostile::run(BIN, &p.dir(), &["/dev/zero"], None);
+    let out = hostile::run(BIN, &p.dir(), &["--kind", "skill", "/dev/zero"], None);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("character device"), "{}", out.stderr);
-    let out = hostile::run(BIN, &p.dir(), &["registry"], None);
+    let out = hostile::run(BIN, &p.dir(), &["--kind", "skill", "registry"], None);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("a folder"), "{}", out.stderr);
 
