@@ -82,3 +82,44 @@ fn hostile_text_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_named_registry_that_is_missing_never_falls_back() {
+    // The project has a `registry/` the walk-up would find: none of these may use it.
+    let p = Project::new(BUNDLED);
+    let audit = p.registry().join("audit_log.json");
+    let before = std::fs::read(&audit).unwrap();
+    let missing = p.outside().join("missing");
+    let file = p.registry().join("skills.json");
+    let home_without = p.outside();
+    let create = ["--action", "create", "--skill-name", "data.transform"];
+    for (var, value, named) in [
+        ("BETTY_HOME", missing.as_path(), "`BETTY_HOME`"),
+        (
+            "BETTY_HOME",
+            home_without.as_path(),
+            "`$BETTY_HOME/registry`",
+        ),
+        ("BETTY_REGISTRY", missing.as_path(), "`BETTY_REGISTRY`"),
+        ("BETTY_REGISTRY", file.as_path(), "`BETTY_REGISTRY`"),
+    ] {
+        let out = hostile::run_env(BIN, &p.dir(), &create, None, &[(var, value)]);
+        assert_eq!(out.code, 2, "{var}={}: {}", value.display(), out.stderr);
+        assert!(out.stderr.contains(named), "{var}: {}", out.stderr);
+    }
+    let flag = missing.to_string_lossy().to_string();
+    let mut args = vec!["--registry", flag.as_str()];
+    args.extend(create);
+    let out = hostile::run(BIN, &p.dir(), &args, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`--registry`") && out.stderr.contains("does not exist"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(&audit).unwrap(),
+        before,
+        "the walk-up registry was written"
+    );
+}

@@ -419,7 +419,7 @@ pub fn deliver(
                         bytes, offset: at, ..
                     } => {
                         offset = at + bytes.len() as u64 + 1;
-                        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+                        if let Ok(v) = betty_core::source::json_from_slice(bytes) {
                             events.push(v);
                         }
                     }

@@ -34,6 +34,17 @@ pub struct Out {
 
 /// Runs `bin` in `cwd` with a clean environment; fails the test on exit 101 or a hang.
 pub fn run(bin: &str, cwd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out {
+    run_env(bin, cwd, args, stdin, &[])
+}
+
+/// As [`run`], with extra environment variables.
+pub fn run_env(
+    bin: &str,
+    cwd: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &Path)],
+) -> Out {
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .current_dir(cwd)
@@ -48,6 +59,9 @@ pub fn run(bin: &str, cwd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut child = cmd.spawn().expect("the binary runs");
     {
         let mut pipe = child.stdin.take().expect("stdin");
