@@ -13,7 +13,7 @@ const EXAMPLES: &str = "\
 Examples:
   policy-enforce --action create --skill-name data.transform   # before a skill exists
   policy-enforce --action register skills/data.transform/skill.yaml
-  cat skill.yaml | policy-enforce --action update -
+  cat skill.yaml | policy-enforce --action update --kind skill -
   policy-enforce --action execute deploy.release                # a registered skill
   policy-enforce --action execute workflows/release.yaml        # a workflow and every step's skill
   policy-enforce --action deploy --environment production deploy.release
@@ -51,7 +51,7 @@ pub struct CheckArgs {
     /// Check every `skills/*/skill.yaml` and `agents/*/agent.yaml` of the project
     #[arg(long)]
     pub all: bool,
-    /// Read inputs as this kind (default: from the file name; `-` is a skill)
+    /// Read inputs as this kind (default: from the file name, `skill.yaml`, `agent.yaml`, `workflows/*.yaml`; stdin and other names need it)
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
     /// Deployment environment (`--action deploy`)

@@ -222,18 +222,21 @@ impl Report {
         const ORDER: [&str; 7] = [
             "failed", "pending", "warning", "waived", "recorded", "approved", "passed",
         ];
+        let rank = |s: &str| ORDER.iter().position(|o| *o == s).unwrap_or(ORDER.len());
         let mut out: Vec<(String, &'static str)> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for r in &self.results {
             for c in &r.checks {
-                match out.iter_mut().find(|(p, _)| *p == c.policy) {
-                    Some(existing) => {
-                        let rank =
-                            |s: &str| ORDER.iter().position(|o| *o == s).unwrap_or(ORDER.len());
-                        if rank(c.result) < rank(existing.1) {
-                            existing.1 = c.result;
+                match index.get(c.policy.as_str()) {
+                    Some(&i) => {
+                        if rank(c.result) < rank(out[i].1) {
+                            out[i].1 = c.result;
                         }
                     }
-                    None => out.push((c.policy.clone(), c.result)),
+                    None => {
+                        index.insert(&c.policy, out.len());
+                        out.push((c.policy.clone(), c.result));
+                    }
                 }
             }
         }

@@ -464,6 +464,15 @@ fn a_rule_whose_field_matches_nothing_is_reported_in_every_format() {
         v.iter_errors(&r).map(|e| e.to_string()).collect::<Vec<_>>()
     );
     let sarif = run(&["--format", "sarif"]).json();
+    let official = Path::new(UPSTREAM).join("../schemas-external/sarif-schema-2.1.0.json");
+    if let Ok(text) = std::fs::read_to_string(&official) {
+        let schema: Value = serde_json::from_str(&text).unwrap();
+        let v = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = v.iter_errors(&sarif).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    } else {
+        eprintln!("the SARIF schema is absent: notification not validated");
+    }
     let n = &sarif["runs"][0]["invocations"][0]["toolConfigurationNotifications"][0];
     assert_eq!(n["descriptor"]["id"], "rule-matched-nothing", "{sarif}");
     assert_eq!(

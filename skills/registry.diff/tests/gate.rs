@@ -74,4 +74,32 @@ fn a_rollback_that_widens_permissions_needs_the_update_gate() {
     let o = run(t.path(), &["rollback", ids[1].as_str()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(std::fs::read(reg.join("skills.json")).unwrap(), narrow);
+    // With an approved `update` request bound to the widened entry, `--allow-escalation`
+    // lets the rollback through.
+    let entry = json!({"name": "a.b", "version": "1.0.0", "description": "d", "status": "active",
+        "permissions": ["filesystem:read", "filesystem:write", "network:http"]});
+    let digest = betty_core::canonical::digest(&entry);
+    std::fs::create_dir_all(reg.join("approvals")).unwrap();
+    let request = json!({
+        "id": "apr-1", "operation": "update", "skill": "a.b",
+        "requested_by": "dev@example.com", "requested_at": "2026-01-01T00:00:00Z",
+        "reason": "restore the old permissions", "context": {}, "subject_digest": digest,
+        "approvers": "security", "required": 1, "expires_at": "2099-01-01T00:00:00Z",
+        "status": "approved",
+        "decisions": [{"by": "appsec@example.com", "decision": "approve", "at": "2026-01-01T01:00:00Z"}]
+    });
+    std::fs::write(reg.join("approvals/apr-1.json"), request.to_string()).unwrap();
+    let o = run(t.path(), &["rollback", ids[0].as_str()]);
+    assert_eq!(
+        code(&o),
+        1,
+        "the approval alone is not the flag: {}",
+        stderr(&o)
+    );
+    let o = run(
+        t.path(),
+        &["rollback", ids[0].as_str(), "--allow-escalation"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(std::fs::read(reg.join("skills.json")).unwrap(), wide);
 }
