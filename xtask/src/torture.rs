@@ -111,6 +111,7 @@ struct Options {
     writers: Vec<Writer>,
     seed: u64,
     report: Option<PathBuf>,
+    build: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -121,6 +122,7 @@ fn parse(args: &[String]) -> Result<Options> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1),
         report: None,
+        build: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -131,6 +133,8 @@ fn parse(args: &[String]) -> Result<Options> {
         };
         match a.as_str() {
             "--quick" => o.iterations = 15,
+            // The binaries in the target folder as they are (`ci` has just built them for the tests).
+            "--no-build" => o.build = false,
             "--iterations" => o.iterations = value(a)?.parse().context("--iterations N")?,
             "--seed" => o.seed = value(a)?.parse::<u64>().context("--seed N")? | 1,
             "--report" => o.report = Some(PathBuf::from(value(a)?)),
@@ -148,7 +152,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 o.writers.push(w);
             }
             other => bail!(
-                "unknown argument `{other}`\nusage: cargo xtask torture [--quick | --iterations N] [--writer NAME]... [--seed N] [--report FILE]"
+                "unknown argument `{other}`\nusage: cargo xtask torture [--quick | --iterations N] [--writer NAME]... [--seed N] [--report FILE] [--no-build]"
             ),
         }
     }
@@ -187,7 +191,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "-p",
         "approval-queue",
     ]);
-    crate::step("cargo build --bins (dev)", build)?;
+    if o.build {
+        crate::step("cargo build --bins (dev)", build)?;
+    }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bins = target.join("debug");
