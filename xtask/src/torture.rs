@@ -15,9 +15,8 @@
 //!   and `alerts deliver` run cleanly after the crash.
 //!
 //! The binaries are the dev build (`cargo build --bins`, shared with the tests): debug binaries
-//! are slower, which widens the window in which a kill lands mid-write. A check that fails is a
-//! failure, except where the correct behaviour is not on main yet: those are reported as
-//! pending (with the reason) and do not fail the run.
+//! are slower, which widens the window in which a kill lands mid-write. Any check that fails
+//! fails the run.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -173,7 +172,6 @@ struct Tally {
     temp_files_left: usize,
     calibrated: Duration,
     failures: Vec<String>,
-    pending: Vec<String>,
 }
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -217,19 +215,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         )
         .with_context(|| format!("writer {}", w.name()))?;
         eprintln!(
-            "  {:<18} {:>4} kills / {:>4} runs, {} failures, {} pending ({:.1}s)",
+            "  {:<18} {:>4} kills / {:>4} runs, {} failures ({:.1}s)",
             w.name(),
             tally.kills,
             tally.runs,
             tally.failures.len(),
-            tally.pending.len(),
             t.elapsed().as_secs_f64()
         );
         for f in tally.failures.iter().take(3) {
             eprintln!("      FAIL {f}");
-        }
-        for p in tally.pending.iter().take(2) {
-            eprintln!("      pending {p}");
         }
         results.push((w, tally));
     }
@@ -255,13 +249,13 @@ fn report(o: &Options, results: &[(Writer, Tally)], elapsed: Duration) -> String
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| writer | command | calibrated run | kills | runs (finished before the kill) | torn final lines | unfinished operations reported | temp files left | failures | pending |"
+        "| writer | command | calibrated run | kills | runs (finished before the kill) | torn final lines | unfinished operations reported | temp files left | failures |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for (w, t) in results {
         let _ = writeln!(
             s,
-            "| {} | `{}` | {:.0} ms | {} | {} ({}) | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {:.0} ms | {} | {} ({}) | {} | {} | {} | {} |",
             w.name(),
             w.command_line(),
             t.calibrated.as_secs_f64() * 1000.0,
@@ -271,8 +265,7 @@ fn report(o: &Options, results: &[(Writer, Tally)], elapsed: Duration) -> String
             t.torn_final_lines,
             t.unfinished_reported,
             t.temp_files_left,
-            t.failures.len(),
-            t.pending.len()
+            t.failures.len()
         );
     }
     let _ = writeln!(
@@ -283,12 +276,9 @@ fn report(o: &Options, results: &[(Writer, Tally)], elapsed: Duration) -> String
         elapsed.as_secs_f64()
     );
     for (w, t) in results {
-        for (label, list) in [("failures", &t.failures), ("pending", &t.pending)] {
-            if list.is_empty() {
-                continue;
-            }
-            let _ = writeln!(s, "\n{} {label} (first 5):\n", w.name());
-            for line in list.iter().take(5) {
+        if !t.failures.is_empty() {
+            let _ = writeln!(s, "\n{} failures (first 5):\n", w.name());
+            for line in t.failures.iter().take(5) {
                 let _ = writeln!(s, "- {}", line.replace('\n', " "));
             }
         }
@@ -668,7 +658,7 @@ fn torture(
 #[derive(Default)]
 struct Check {
     head: Option<String>,
-    /// Findings already counted (an unrecorded state or a temp file stays in every later run).
+    /// Temp files already counted (one stays in every later run).
     seen: std::collections::BTreeSet<String>,
 }
 
@@ -774,7 +764,6 @@ impl Check {
                 ));
             }
         }
-        let protocol = entries.iter().any(|e| e.get("phase").is_some());
         let texts: Vec<(String, String, String)> = entries
             .iter()
             .map(|e| {
@@ -847,18 +836,7 @@ impl Check {
                 unrecorded.push(format!("history version {v} has no audit entry"));
             }
         }
-        if protocol {
-            problems.extend(unrecorded);
-        } else {
-            // Reported once each: the state stays unrecorded in every later run.
-            for m in unrecorded {
-                if self.seen.insert(m.clone()) {
-                    tally.pending.push(format!(
-                        "run {i}: {m} (pending: state lands before its audit entry, issue 9 item 1; strict once entries carry `phase`)"
-                    ));
-                }
-            }
-        }
+        problems.extend(unrecorded);
         // Per writer.
         match w {
             Writer::CaptureBatch => {
@@ -877,8 +855,8 @@ impl Check {
                         retry.1.trim()
                     ));
                 } else if after != BATCH {
-                    tally.pending.push(format!(
-                        "run {i}: after a retry batch {i} has {after} events, not {BATCH} (pending: a retry adds duplicates, issue 9 item 7)"
+                    problems.push(format!(
+                        "after a retry batch {i} has {after} events, not {BATCH} (a retry must add no duplicates)"
                     ));
                 }
             }
