@@ -632,7 +632,16 @@ fn torture(
             tally
                 .failures
                 .extend(problems.into_iter().map(|m| format!("run {i}: {m}")));
-            // Start again from a fresh registry, so one broken file does not fail every run after.
+            // Keep the broken registry for a look, then start again from a fresh one, so one
+            // broken file does not fail every run after.
+            let kept = std::env::temp_dir().join(format!("betty-torture-failed-{}-{i}", w.name()));
+            let _ = std::fs::remove_dir_all(&kept);
+            if copy_dir(&p.reg(), &kept).is_ok() {
+                tally.failures.push(format!(
+                    "run {i}: the registry is kept in {}",
+                    kept.display()
+                ));
+            }
             p = Project::new(root, dir, bins)?;
             setup(w, &p)?;
             state = Check::default();
