@@ -109,7 +109,7 @@ fn ci() -> Result<()> {
     }
     // Crash torture at CI size (15 kills per writer, dev binaries the tests already built).
     eprintln!("==> cargo xtask torture --quick");
-    torture::run(&root(), &["--quick".to_string()])?;
+    torture::run(&root(), &["--quick".to_string(), "--no-build".to_string()])?;
     Ok(())
 }
 

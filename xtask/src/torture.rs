@@ -15,9 +15,8 @@
 //!   and `alerts deliver` run cleanly after the crash.
 //!
 //! The binaries are the dev build (`cargo build --bins`, shared with the tests): debug binaries
-//! are slower, which widens the window in which a kill lands mid-write. A check that fails is a
-//! failure, except where the correct behaviour is not on main yet: those are reported as
-//! pending (with the reason) and do not fail the run.
+//! are slower, which widens the window in which a kill lands mid-write. Any check that fails
+//! fails the run.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -111,6 +110,7 @@ struct Options {
     writers: Vec<Writer>,
     seed: u64,
     report: Option<PathBuf>,
+    build: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -121,6 +121,7 @@ fn parse(args: &[String]) -> Result<Options> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1),
         report: None,
+        build: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -131,6 +132,8 @@ fn parse(args: &[String]) -> Result<Options> {
         };
         match a.as_str() {
             "--quick" => o.iterations = 15,
+            // The binaries in the target folder as they are (`ci` has just built them for the tests).
+            "--no-build" => o.build = false,
             "--iterations" => o.iterations = value(a)?.parse().context("--iterations N")?,
             "--seed" => o.seed = value(a)?.parse::<u64>().context("--seed N")? | 1,
             "--report" => o.report = Some(PathBuf::from(value(a)?)),
@@ -148,7 +151,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 o.writers.push(w);
             }
             other => bail!(
-                "unknown argument `{other}`\nusage: cargo xtask torture [--quick | --iterations N] [--writer NAME]... [--seed N] [--report FILE]"
+                "unknown argument `{other}`\nusage: cargo xtask torture [--quick | --iterations N] [--writer NAME]... [--seed N] [--report FILE] [--no-build]"
             ),
         }
     }
@@ -169,7 +172,6 @@ struct Tally {
     temp_files_left: usize,
     calibrated: Duration,
     failures: Vec<String>,
-    pending: Vec<String>,
 }
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -187,7 +189,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "-p",
         "approval-queue",
     ]);
-    crate::step("cargo build --bins (dev)", build)?;
+    if o.build {
+        crate::step("cargo build --bins (dev)", build)?;
+    }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bins = target.join("debug");
@@ -211,19 +215,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         )
         .with_context(|| format!("writer {}", w.name()))?;
         eprintln!(
-            "  {:<18} {:>4} kills / {:>4} runs, {} failures, {} pending ({:.1}s)",
+            "  {:<18} {:>4} kills / {:>4} runs, {} failures ({:.1}s)",
             w.name(),
             tally.kills,
             tally.runs,
             tally.failures.len(),
-            tally.pending.len(),
             t.elapsed().as_secs_f64()
         );
         for f in tally.failures.iter().take(3) {
             eprintln!("      FAIL {f}");
-        }
-        for p in tally.pending.iter().take(2) {
-            eprintln!("      pending {p}");
         }
         results.push((w, tally));
     }
@@ -249,13 +249,13 @@ fn report(o: &Options, results: &[(Writer, Tally)], elapsed: Duration) -> String
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| writer | command | calibrated run | kills | runs (finished before the kill) | torn final lines | unfinished operations reported | temp files left | failures | pending |"
+        "| writer | command | calibrated run | kills | runs (finished before the kill) | torn final lines | unfinished operations reported | temp files left | failures |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for (w, t) in results {
         let _ = writeln!(
             s,
-            "| {} | `{}` | {:.0} ms | {} | {} ({}) | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {:.0} ms | {} | {} ({}) | {} | {} | {} | {} |",
             w.name(),
             w.command_line(),
             t.calibrated.as_secs_f64() * 1000.0,
@@ -265,8 +265,7 @@ fn report(o: &Options, results: &[(Writer, Tally)], elapsed: Duration) -> String
             t.torn_final_lines,
             t.unfinished_reported,
             t.temp_files_left,
-            t.failures.len(),
-            t.pending.len()
+            t.failures.len()
         );
     }
     let _ = writeln!(
@@ -277,12 +276,9 @@ fn report(o: &Options, results: &[(Writer, Tally)], elapsed: Duration) -> String
         elapsed.as_secs_f64()
     );
     for (w, t) in results {
-        for (label, list) in [("failures", &t.failures), ("pending", &t.pending)] {
-            if list.is_empty() {
-                continue;
-            }
-            let _ = writeln!(s, "\n{} {label} (first 5):\n", w.name());
-            for line in list.iter().take(5) {
+        if !t.failures.is_empty() {
+            let _ = writeln!(s, "\n{} failures (first 5):\n", w.name());
+            for line in t.failures.iter().take(5) {
                 let _ = writeln!(s, "- {}", line.replace('\n', " "));
             }
         }
@@ -636,7 +632,16 @@ fn torture(
             tally
                 .failures
                 .extend(problems.into_iter().map(|m| format!("run {i}: {m}")));
-            // Start again from a fresh registry, so one broken file does not fail every run after.
+            // Keep the broken registry for a look, then start again from a fresh one, so one
+            // broken file does not fail every run after.
+            let kept = std::env::temp_dir().join(format!("betty-torture-failed-{}-{i}", w.name()));
+            let _ = std::fs::remove_dir_all(&kept);
+            if copy_dir(&p.reg(), &kept).is_ok() {
+                tally.failures.push(format!(
+                    "run {i}: the registry is kept in {}",
+                    kept.display()
+                ));
+            }
             p = Project::new(root, dir, bins)?;
             setup(w, &p)?;
             state = Check::default();
@@ -662,7 +667,7 @@ fn torture(
 #[derive(Default)]
 struct Check {
     head: Option<String>,
-    /// Findings already counted (an unrecorded state or a temp file stays in every later run).
+    /// Temp files already counted (one stays in every later run).
     seen: std::collections::BTreeSet<String>,
 }
 
@@ -768,7 +773,6 @@ impl Check {
                 ));
             }
         }
-        let protocol = entries.iter().any(|e| e.get("phase").is_some());
         let texts: Vec<(String, String, String)> = entries
             .iter()
             .map(|e| {
@@ -841,18 +845,7 @@ impl Check {
                 unrecorded.push(format!("history version {v} has no audit entry"));
             }
         }
-        if protocol {
-            problems.extend(unrecorded);
-        } else {
-            // Reported once each: the state stays unrecorded in every later run.
-            for m in unrecorded {
-                if self.seen.insert(m.clone()) {
-                    tally.pending.push(format!(
-                        "run {i}: {m} (pending: state lands before its audit entry, issue 9 item 1; strict once entries carry `phase`)"
-                    ));
-                }
-            }
-        }
+        problems.extend(unrecorded);
         // Per writer.
         match w {
             Writer::CaptureBatch => {
@@ -871,8 +864,8 @@ impl Check {
                         retry.1.trim()
                     ));
                 } else if after != BATCH {
-                    tally.pending.push(format!(
-                        "run {i}: after a retry batch {i} has {after} events, not {BATCH} (pending: a retry adds duplicates, issue 9 item 7)"
+                    problems.push(format!(
+                        "after a retry batch {i} has {after} events, not {BATCH} (a retry must add no duplicates)"
                     ));
                 }
             }
