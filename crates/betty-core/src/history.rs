@@ -327,6 +327,19 @@ impl History {
                 ),
             });
         }
+        // Diffs read `registry`, a rollback restores `registry_text`: the two must be one
+        // registry, or an edited version could show one thing and restore another.
+        if let Some(text) = &version.registry_text {
+            let same = crate::source::json_from_str(text).is_ok_and(|v| v == version.registry);
+            if !same {
+                return Err(Error::Corrupt {
+                    input: name,
+                    location: "`registry_text`".into(),
+                    message: "is not the same registry as `registry` (the version was edited)"
+                        .into(),
+                });
+            }
+        }
         Ok(version)
     }
 
