@@ -667,7 +667,7 @@ fn torture(
 #[derive(Default)]
 struct Check {
     head: Option<String>,
-    /// Temp files already counted (one stays in every later run).
+    /// Temp files and unfinished operations already counted (each stays in every later run).
     seen: std::collections::BTreeSet<String>,
 }
 
@@ -766,7 +766,9 @@ impl Check {
                 || verify_out.contains("did not finish")
                 || verify_out.contains("unfinished")
             {
-                tally.unfinished_reported += 1;
+                if self.seen.insert(id.to_string()) {
+                    tally.unfinished_reported += 1;
+                }
             } else {
                 problems.push(format!(
                     "the unfinished operation {id} is not reported by `audit verify`"
