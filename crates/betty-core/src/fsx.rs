@@ -230,9 +230,33 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
 /// through a symbolic link.
 pub fn open_in_place(path: &Path) -> Result<File> {
     check_chain(path)?;
-    open_checked(path, OpenOptions::new().write(true), true, |p, e| {
+    let f = open_checked(path, OpenOptions::new().write(true), true, |p, e| {
         Error::write(p, e)
-    })
+    })?;
+    refuse_hard_links(path, &f)?;
+    Ok(f)
+}
+
+/// A file written in place (appended, its tail replaced) must have no other name: a hard link
+/// from the registry to a file elsewhere would otherwise carry our writes out of the registry,
+/// as a symbolic link would.
+fn refuse_hard_links(path: &Path, file: &File) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(|e| Error::write(path, e))?;
+        if meta.nlink() > 1 {
+            return Err(Error::NotRegular {
+                path: path.to_path_buf(),
+                what: "a file with other hard links (another name outside our control)",
+                expected: "file of its own",
+                hint: "nothing is written through a link; replace it with a copy (`cp FILE FILE.new && mv FILE.new FILE`)",
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, file);
+    Ok(())
 }
 
 /// Opens (or creates) a lock file, never through a symbolic link; the caller takes the lock.
@@ -379,12 +403,14 @@ pub fn append_locked_nosync(path: &Path, record: &[u8]) -> Result<()> {
 /// Opens (or creates) a regular file for appending, never through a symbolic link.
 fn open_append(path: &Path) -> Result<File> {
     check_chain(path)?;
-    open_checked(
+    let f = open_checked(
         path,
         OpenOptions::new().create(true).append(true),
         true,
         |p, e| Error::write(p, e),
-    )
+    )?;
+    refuse_hard_links(path, &f)?;
+    Ok(f)
 }
 
 /// Overwrites `path` from byte `offset` with `bytes`, cuts the file there, and syncs: how the
@@ -438,6 +464,19 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hard_link_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"precious\n").unwrap();
+        let inside = dir.path().join("events.jsonl");
+        std::fs::hard_link(&outside, &inside).unwrap();
+        let err = append_record(&inside, b"{}\n").unwrap_err();
+        assert!(err.to_string().contains("hard links"), "{err}");
+        assert!(open_in_place(&inside).is_err());
+        assert_eq!(std::fs::read(&outside).unwrap(), b"precious\n");
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file_and_leaves_no_temp() {

@@ -99,6 +99,7 @@ pub fn is_secret_key(key: &str) -> bool {
         ("secret", "key"),
         ("signing", "key"),
         ("client", "secret"),
+        ("priv", "key"),
     ];
     const COUNTS: &[&str] = &[
         "count", "counts", "limit", "usage", "used", "budget", "total", "type", "kind",
@@ -134,6 +135,20 @@ pub fn is_secret_key(key: &str) -> bool {
                 .any(|(a, b)| a.eq_ignore_ascii_case(p) && stem_word(w, b))
         }) {
             return true;
+        }
+        // A stem split by case (`PassWord`, `passWord`, `SecRet`): the two words together.
+        if let Some(p) = prev
+            && p.len() + w.len() <= 64
+        {
+            let mut joined = [0u8; 64];
+            joined[..p.len()].copy_from_slice(p.as_bytes());
+            joined[p.len()..p.len() + w.len()].copy_from_slice(w.as_bytes());
+            // Both are ASCII alphanumeric words, so the joined bytes are UTF-8.
+            if let Ok(j) = std::str::from_utf8(&joined[..p.len() + w.len()])
+                && STEMS.iter().any(|s| stem_word(j, s))
+            {
+                return true;
+            }
         }
         prev = Some(w);
     }
@@ -465,6 +480,10 @@ mod tests {
 
     #[test]
     fn secret_keys() {
+        for split_by_case in ["PassWord", "passWord", "dbPassWord", "SecRet", "priv_key"] {
+            assert!(is_secret_key(split_by_case), "{split_by_case}");
+        }
+
         for k in [
             "password",
             "API_KEY",
