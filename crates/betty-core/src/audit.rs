@@ -356,6 +356,22 @@ impl AuditLog {
             Some((_, hash)) => hash.trim().to_ascii_lowercase(),
             None => h.trim().to_ascii_lowercase(),
         });
+        // The SEQ of a kept `SEQ:HASH` is checked too: the head must be where it was kept.
+        let expected_seq = match expect_head.and_then(|h| h.split_once(':')) {
+            Some((seq, _)) => {
+                Some(
+                    seq.trim()
+                        .parse::<u64>()
+                        .map_err(|_| Error::InvalidArgument {
+                            what: "kept audit head",
+                            value: expect_head.unwrap_or_default().to_string(),
+                            reason: "expected `SEQ:HASH` (as `audit head` prints it) or `HASH`"
+                                .into(),
+                        })?,
+                )
+            }
+            None => None,
+        };
         let mut head_seen_at: Option<u64> = None;
         if expected.is_some() && self.is_missing_or_blank()? {
             // The kept head names entries and there are none: the log was deleted or emptied.
@@ -436,6 +452,18 @@ impl AuditLog {
             }
             if expected.as_deref() == Some(stored.as_str()) {
                 head_seen_at = Some(i);
+                if let Some(kept) = expected_seq
+                    && seq != Some(kept)
+                {
+                    report.breaks.push(Break {
+                        index: i,
+                        kind: "seq",
+                        message: format!(
+                            "the kept head names seq {kept}, but the entry with its hash carries seq {}",
+                            seq.map_or("none".into(), |s| s.to_string())
+                        ),
+                    });
+                }
             }
             let op_id = obj.get("operation_id").and_then(Value::as_str);
             match (obj.get("phase").and_then(Value::as_str), op_id) {
@@ -631,6 +659,22 @@ pub fn summary(entry: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_head_is_checked_by_its_seq_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(&dir.path().join("audit_log.json"));
+        log.append(&record(0), &who()).unwrap();
+        let h = log.append(&record(1), &who()).unwrap();
+        assert!(
+            log.verify(Some(&format!("{}:{}", h.seq, h.hash)))
+                .unwrap()
+                .ok()
+        );
+        let wrong = format!("{}:{}", h.seq + 5, h.hash);
+        assert!(!log.verify(Some(&wrong)).unwrap().ok());
+        assert!(log.verify(Some(&format!("x:{}", h.hash))).is_err());
+    }
 
     fn who() -> Identity {
         Identity {

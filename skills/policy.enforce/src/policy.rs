@@ -384,7 +384,9 @@ impl PolicySet {
                 source: e,
             })?;
             let path = entry.path();
-            let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+            let is_yaml = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
             // Not only regular files: a FIFO, a folder or a dangling link named `*.yaml` is
             // refused when read (exit 2), never skipped.
             if is_yaml {
