@@ -149,6 +149,7 @@ impl AuditLog {
         now: jiff::Timestamp,
     ) -> Result<Head> {
         let _lock = fsx::LockGuard::exclusive(&self.path)?;
+        self.settle_locked()?;
         let tail = self.tail_state()?;
         let seq = tail.count;
         let mut entry = Map::new();
@@ -202,7 +203,16 @@ impl AuditLog {
             Some((offset, empty)) => {
                 let sep = if empty { "\n" } else { ",\n" };
                 let chunk = format!("{sep}{line}\n]\n");
+                // A kill inside the in-place write would tear the array: the chunk goes to a
+                // journal first (atomically), the next writer or reader rolls it forward.
+                let header = json!({
+                    "offset": offset,
+                    "bytes": chunk.len(),
+                    "sha256": canonical::sha256_hex(chunk.as_bytes()),
+                });
+                fsx::atomic_write(&self.journal(), format!("{header}\n{chunk}").as_bytes())?;
                 fsx::replace_tail(&self.path, offset, chunk.as_bytes())?;
+                fsx::remove_file(&self.journal())?;
             }
         }
         Ok(Head { seq, hash })
@@ -210,6 +220,7 @@ impl AuditLog {
 
     /// The current head, read from the tail (O(1) for logs we wrote).
     pub fn head(&self) -> Result<Option<Head>> {
+        self.settle()?;
         let _lock = fsx::LockGuard::shared(&self.path)?;
         let tail = self.tail_state()?;
         Ok(tail.last_hashed)
@@ -219,7 +230,75 @@ impl AuditLog {
     /// tail is intact. Nothing is written.
     pub fn check_appendable(&self) -> Result<()> {
         let _lock = fsx::LockGuard::exclusive(&self.path)?;
+        self.settle_locked()?;
         self.tail_state().map(|_| ())
+    }
+
+    /// `audit_log.json.pending`: the append a killed writer may have left half written.
+    fn journal(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".pending");
+        self.path.with_file_name(name)
+    }
+
+    /// Finishes an append a killed writer left in the journal (readers call it first; a
+    /// registry we may not write is read as it is, and a torn tail is then reported).
+    pub fn settle(&self) -> Result<()> {
+        if std::fs::symlink_metadata(self.journal()).is_err() {
+            return Ok(());
+        }
+        match fsx::LockGuard::exclusive(&self.path) {
+            Ok(_lock) => self.settle_locked(),
+            Err(e) => {
+                tracing::warn!("a half-written audit entry could not be finished: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Rolls the journaled append forward: the chunk is written at its offset again (the same
+    /// bytes, so doing it twice is harmless), then the journal goes. The lock is held.
+    fn settle_locked(&self) -> Result<()> {
+        let journal = self.journal();
+        if fsx::open_regular_if_exists(&journal)?.is_none() {
+            return Ok(());
+        }
+        let bytes = fsx::read_regular(&journal, 64 * 1024 * 1024)?;
+        let name = SourceName::from(journal.as_path());
+        let corrupt = |message: &str| Error::Corrupt {
+            input: name.clone(),
+            location: "line 1".into(),
+            message: format!("{message}; it was left for inspection"),
+        };
+        let split = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| corrupt("no header line"))?;
+        let header = crate::source::json_from_slice(&bytes[..split])
+            .map_err(|_| corrupt("the header is not JSON"))?;
+        let chunk = &bytes[split + 1..];
+        let (Some(offset), Some(len), Some(sha)) = (
+            header["offset"].as_u64(),
+            header["bytes"].as_u64(),
+            header["sha256"].as_str(),
+        ) else {
+            return Err(corrupt("the header lacks offset, bytes or sha256"));
+        };
+        if chunk.len() as u64 != len || canonical::sha256_hex(chunk) != sha {
+            return Err(corrupt("the journaled entry does not match its header"));
+        }
+        let have = fsx::open_regular(&self.path)?
+            .metadata()
+            .map_err(|e| Error::read(&self.path, e))?
+            .len();
+        if have < offset {
+            return Err(corrupt(&format!(
+                "`{}` is shorter ({have} bytes) than where the entry goes ({offset})",
+                self.path.display()
+            )));
+        }
+        fsx::replace_tail(&self.path, offset, chunk)?;
+        fsx::remove_file(&journal)
     }
 
     /// Where the next entry goes and what it chains to.
@@ -348,6 +427,7 @@ impl AuditLog {
     /// Checks the whole chain; with `expect_head` (`HASH` or `SEQ:HASH`), also that the log
     /// still contains the head the user kept (catches truncation of the tail).
     pub fn verify(&self, expect_head: Option<&str>) -> Result<VerifyReport> {
+        self.settle()?;
         let _lock = fsx::LockGuard::shared(&self.path)?;
         let mut report = VerifyReport::default();
         let mut legacy = LegacyDigest::default();
@@ -659,6 +739,42 @@ pub fn summary(entry: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_append_killed_half_way_is_rolled_forward_from_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(&dir.path().join("audit_log.json"));
+        log.append(&record(0), &who()).unwrap();
+        let before = std::fs::read(&log.path).unwrap();
+        log.append(&record(1), &who()).unwrap();
+        let after = std::fs::read(&log.path).unwrap();
+        let offset = before
+            .iter()
+            .zip(&after)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let chunk = &after[offset..];
+        // What a kill inside the in-place write leaves: the journal, and a torn array.
+        let header =
+            json!({"offset": offset, "bytes": chunk.len(), "sha256": canonical::sha256_hex(chunk)});
+        let mut journal = format!("{header}\n").into_bytes();
+        journal.extend_from_slice(chunk);
+        std::fs::write(log.journal(), journal).unwrap();
+        let mut torn = before[..offset].to_vec();
+        torn.extend_from_slice(&chunk[..chunk.len() / 2]);
+        std::fs::write(&log.path, &torn).unwrap();
+        assert!(log.verify(None).unwrap().ok());
+        assert_eq!(std::fs::read(&log.path).unwrap(), after);
+        assert!(!log.journal().exists());
+        // A journal that does not match its header is refused, never applied.
+        std::fs::write(
+            log.journal(),
+            b"{\"offset\":1,\"bytes\":1,\"sha256\":\"00\"}\nxx",
+        )
+        .unwrap();
+        assert!(log.append(&record(2), &who()).is_err());
+        assert_eq!(std::fs::read(&log.path).unwrap(), after);
+    }
 
     #[test]
     fn a_kept_head_is_checked_by_its_seq_too() {
