@@ -381,7 +381,12 @@ pub fn discover_workflows(project_root: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        // Not only regular files: a FIFO, a link or a folder named `*.yaml` is refused when
+        // read (exit 2), never skipped.
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+        })
         .collect();
     found.sort();
     found

@@ -49,6 +49,12 @@ fn a_fifo_as_manifest_policy_or_registry_is_refused_at_once() {
     );
     std::fs::remove_file(&policy).unwrap();
 
+    let workflow = p.dir().join("workflows/fifo.yaml");
+    std::fs::create_dir_all(workflow.parent().unwrap()).unwrap();
+    hostile::mkfifo(&workflow);
+    hostile::assert_fifo_refused(BIN, &p.dir(), &["--action", "audit"], &workflow);
+    std::fs::remove_file(&workflow).unwrap();
+
     let skills = p.registry().join("skills.json");
     hostile::mkfifo(&skills);
     hostile::assert_fifo_refused(BIN, &p.dir(), &["--action", "audit"], &skills);
