@@ -133,6 +133,53 @@ impl ApprovalRequest {
     }
 }
 
+/// What an approval is bound to: the operation, the target (its kind, name and canonical
+/// digest), the environment and every argument. Two subjects that differ in any of these have
+/// different digests, so an approval for staging never covers production.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub operation: String,
+    pub target: Option<SubjectTarget>,
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+/// The thing an operation acts on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectTarget {
+    /// `skill`, `agent` or `workflow`.
+    pub kind: String,
+    pub name: String,
+    /// The target's canonical digest (`sha256:...`).
+    pub digest: String,
+}
+
+impl Subject {
+    /// The environment as compared: trimmed and lower-cased (`Production` is `production`).
+    pub fn normalised_environment(&self) -> Option<String> {
+        self.environment
+            .as_deref()
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty())
+    }
+
+    /// The canonical value the digest is taken over.
+    pub fn canonical_value(&self) -> Value {
+        serde_json::json!({
+            "operation": self.operation.trim(),
+            "target": self.target,
+            "environment": self.normalised_environment(),
+            "args": self.args,
+        })
+    }
+
+    /// `sha256:` and the hex digest of the canonical subject.
+    pub fn digest(&self) -> String {
+        crate::canonical::digest(&self.canonical_value())
+    }
+}
+
 /// What a caller asks for; the store fills id, requester, times and status.
 #[derive(Clone, Debug)]
 pub struct NewRequest {
