@@ -90,6 +90,12 @@ pub enum Error {
         value: String,
         reason: String,
     },
+    /// An SSH key could not be read or could not sign (`sshsig::KeyRef`).
+    #[error("SSH key `{key}`: {message}")]
+    SshKey { key: String, message: String },
+    /// git's signing configuration (`gpg.format`, `user.signingkey`) is missing or unusable.
+    #[error("git configuration in `{}`: {message}", cwd.display())]
+    GitConfig { cwd: PathBuf, message: String },
     #[error("{what} `{value}` does not validate against `{schema}`: {reason}")]
     Schema {
         what: &'static str,

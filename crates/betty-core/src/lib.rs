@@ -5,7 +5,9 @@
 //! YAML and JSON with limits and source positions ([`source`]), how to write files so that
 //! concurrent writers and crashes lose nothing ([`fsx`]), who is acting ([`identity`]), what time
 //! it is ([`time`]), and how to keep the tamper-evident audit trail ([`audit`]) and the telemetry
-//! event stream ([`telemetry`], [`stream`]). Every binary records operations through one
+//! event stream ([`telemetry`], [`stream`]). Approvers are compared as [`principal::normalise`]d
+//! identities and sign with SSH keys ([`sshsig`]: SSHSIG verification against an
+//! `allowed_signers` file). Every binary records operations through one
 //! [`record::Recorder`]: audit entry (intent and commit for a state change), events, alerts.
 //!
 //! Invariant: this crate never prints and never exits. Every failure is a typed [`Error`];
@@ -24,12 +26,14 @@ pub mod identity;
 pub mod limits;
 pub mod manifest;
 pub mod permission;
+pub mod principal;
 pub mod pyjson;
 pub mod record;
 pub mod redact;
 pub mod registry;
 pub mod schema;
 pub mod source;
+pub mod sshsig;
 pub mod stream;
 pub mod telemetry;
 pub mod time;
