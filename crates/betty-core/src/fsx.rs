@@ -14,6 +14,8 @@
 //!   the data file and a lock on the old inode would protect nothing;
 //! - a rewrite goes to a temporary file in the same folder, is fsynced, renamed into place, and
 //!   the folder is fsynced, so a reader or a crash sees the old file or the new one, never half;
+//!   the temporary files a killed rewrite left are removed by the next rewrite of the same
+//!   file ([`remove_stale_temps`]);
 //! - an append is one `write` of a whole record while holding the lock, so concurrent appenders
 //!   never interleave and a `kill -9` leaves at most one torn final record, which readers report.
 
@@ -357,6 +359,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => {}
     }
     let name = path.file_name().unwrap_or_default().to_string_lossy();
+    remove_stale_temps(&dir, &name, std::time::SystemTime::now());
     let tmp = dir.join(format!(
         ".{name}.tmp.{}.{}",
         std::process::id(),
@@ -377,6 +380,87 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(Error::write(path, e));
     }
     Ok(())
+}
+
+/// A temporary file of a rewrite whose writer is provably gone is removed once it is this old
+/// (a writer renames its temporary file away within moments of writing it).
+pub const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Where it cannot be told whether the writer's process lives (no `/proc`), a temporary file
+/// this old is taken to be abandoned.
+pub const TEMP_ABANDONED: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the temporary files that killed rewrites of `name` left in `dir`
+/// (`.<name>.tmp.<pid>.<uuid>`, the exact form [`atomic_write`] creates), so they do not pile
+/// up. Called by the next rewrite of the same file, under that file's lock. A temporary file
+/// is removed only when it is a regular file (never a link: `unlink` removes the name, nothing
+/// is followed), is not this process's own, and its writer's process is gone (by `/proc`) and
+/// it is older than [`TEMP_GRACE`]; where `/proc` cannot tell, when it is older than
+/// [`TEMP_ABANDONED`]. A file whose writer's process id is alive is never touched (a reused
+/// id keeps a dead writer's file: the safe side). Best effort: what cannot be listed or
+/// removed stays, and the write goes on.
+pub fn remove_stale_temps(dir: &Path, name: &str, now: std::time::SystemTime) {
+    let prefix = format!(".{name}.tmp.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = temp_writer(rest) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let path = entry.path();
+        // `symlink_metadata`: a link is described, never followed.
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        // A time in the future counts as new.
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        let abandoned = match process_alive(pid) {
+            Some(true) => false,
+            Some(false) => age >= TEMP_GRACE,
+            None => age >= TEMP_ABANDONED,
+        };
+        if abandoned {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The writer's process id of a temporary file name's tail `<pid>.<32 hex digits>`.
+fn temp_writer(rest: &str) -> Option<u32> {
+    let (pid, id) = rest.split_once('.')?;
+    let well_formed = !pid.is_empty()
+        && pid.bytes().all(|c| c.is_ascii_digit())
+        && id.len() == 32
+        && id.bytes().all(|c| c.is_ascii_hexdigit());
+    if well_formed { pid.parse().ok() } else { None }
+}
+
+/// Whether a process with this id exists, as `/proc` (this pid namespace's) tells; `None`
+/// where that cannot be told (no `/proc`, as on macOS, or `/proc` unreadable).
+fn process_alive(pid: u32) -> Option<bool> {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return None;
+    }
+    match std::fs::symlink_metadata(proc.join(pid.to_string())) {
+        Ok(_) => Some(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// Appends one whole record (which must end in a newline) under the sidecar lock, in one write.
@@ -490,6 +574,120 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, vec!["data.json".to_string()]);
+    }
+
+    /// A temporary file name as `atomic_write` makes it, for another process.
+    fn temp_of(dir: &Path, name: &str, pid: u32) -> PathBuf {
+        dir.join(format!(
+            ".{name}.tmp.{pid}.{}",
+            uuid::Uuid::now_v7().simple()
+        ))
+    }
+
+    fn set_age(path: &Path, age: std::time::Duration) {
+        let f = File::options().write(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - age).unwrap();
+    }
+
+    /// A pid no process has: past the kernel's largest (`pid_max` is at most 2^22).
+    const GONE: u32 = 4_194_305;
+
+    /// Killed rewrites used to leave `.<name>.tmp.*` files behind for ever. The next rewrite of
+    /// the same file removes the abandoned ones, and nothing else.
+    #[test]
+    fn the_next_rewrite_removes_abandoned_temp_files_and_nothing_else() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let p = d.join("data.json");
+        std::fs::write(&p, "old").unwrap();
+        let me = std::process::id();
+        let parent = std::os::unix::process::parent_id();
+        let min = Duration::from_secs(60);
+        let hour = Duration::from_secs(3600);
+
+        // Removed: a dead writer's file past the grace period.
+        let dead_old = temp_of(d, "data.json", GONE);
+        // Kept: a dead writer's file still within the grace period, a live writer's of any
+        // age (the test runner is alive), this process's own, another file's temporary
+        // file, names not in the exact form, a link and a folder.
+        let live_ancient = temp_of(d, "data.json", parent);
+        let dead_young = temp_of(d, "data.json", GONE);
+        let live = temp_of(d, "data.json", parent);
+        let mine = temp_of(d, "data.json", me);
+        let other_file = temp_of(d, "other.json", GONE);
+        let odd = d.join(".data.json.tmp.123.not-a-uuid");
+        let plain = d.join(".data.json.tmp");
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("precious");
+        std::fs::write(&target, "precious").unwrap();
+        let link = temp_of(d, "data.json", GONE);
+        let folder = temp_of(d, "data.json", GONE);
+        for f in [
+            &dead_old,
+            &live_ancient,
+            &dead_young,
+            &live,
+            &mine,
+            &other_file,
+            &odd,
+            &plain,
+        ] {
+            std::fs::write(f, "partial").unwrap();
+        }
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        std::fs::create_dir(&folder).unwrap();
+        set_age(&dead_old, min + Duration::from_secs(1));
+        set_age(&live_ancient, hour * 48);
+        set_age(&dead_young, Duration::from_secs(5));
+        set_age(&live, hour - Duration::from_secs(60));
+        for f in [&mine, &other_file, &odd, &plain, &target] {
+            set_age(f, hour * 2);
+        }
+
+        atomic_write(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        // Without `/proc` liveness cannot be told and only the long limit applies.
+        let proc = Path::new("/proc/self").exists();
+        assert!(
+            dead_old.exists() != proc,
+            "a dead writer's old temp file stays"
+        );
+        for kept in [
+            &live_ancient,
+            &dead_young,
+            &live,
+            &mine,
+            &other_file,
+            &odd,
+            &plain,
+            &folder,
+        ] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+        assert!(link.symlink_metadata().is_ok(), "the link was removed");
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn temp_names_parse_only_in_the_exact_form() {
+        assert_eq!(temp_writer("12.0123456789abcdef0123456789abcdef"), Some(12));
+        for bad in [
+            "",
+            "12",
+            "12.",
+            ".0123456789abcdef0123456789abcdef",
+            "-1.0123456789abcdef0123456789abcdef",
+            "12.0123456789abcdef0123456789abcdeg",
+            "99999999999.0123456789abcdef0123456789abcdef",
+            "1.2.3",
+        ] {
+            assert_eq!(temp_writer(bad), None, "{bad:?}");
+        }
+        if Path::new("/proc/self").exists() {
+            assert_eq!(process_alive(std::process::id()), Some(true));
+            assert_eq!(process_alive(GONE), Some(false));
+        }
     }
 
     #[test]

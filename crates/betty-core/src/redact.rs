@@ -21,8 +21,11 @@
 //!   name is a secret key (`--password=…`, `DB_TOKEN=…`) or a URL query parameter `key`, `sig`
 //!   or `signature`, and well-known credentials anywhere in the text (GitHub, GitLab, Slack,
 //!   npm, OpenAI-style `sk-`, Google `AIza`, AWS access key ids, JWTs, PEM private keys).
+//! - **Command lines and headers** (`header`, `command_line`): `name: value` with a secret
+//!   name (`Authorization: Basic …` keeps the scheme), `curl -u user:pass`, `--password VALUE`,
+//!   `mysql -pSECRET`, `sshpass -p SECRET`, `redis-cli -a SECRET`.
 //!
-//! Redaction is idempotent and never panics: every index is the position of an ASCII byte, so
+//! Redaction is idempotent, linear in the text's length, and never panics: every index is the position of an ASCII byte, so
 //! every slice falls on a character boundary whatever the text around it.
 
 use std::borrow::Cow;
@@ -264,6 +267,12 @@ fn secret_ranges(s: &str) -> Vec<(usize, usize)> {
                 i = r.1;
                 continue;
             }
+        } else if c == b':' {
+            if let Some(r) = header(b, i) {
+                ranges.push(r);
+                i = r.1;
+                continue;
+            }
         } else if word_start {
             let w_end = run(b, i, WORD);
             if b[w_end..].starts_with(b"://") || (w_end < b.len() && b[w_end] == b'+') {
@@ -282,6 +291,7 @@ fn secret_ranges(s: &str) -> Vec<(usize, usize)> {
         }
         i += 1;
     }
+    command_line(b, &mut ranges);
     ranges.sort_unstable();
     let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
     for (a, z) in ranges {
@@ -340,6 +350,222 @@ fn assignment(b: &[u8], eq: usize) -> Option<(usize, usize)> {
         _ => (v, run(b, v, |c| !VALUE_END(c))),
     };
     (end > start).then_some((start, end))
+}
+
+/// `name: value` (an HTTP header, a YAML line, `"name": "value"` in JSON shown as text) where
+/// the name is a secret key: the value's range. For `Authorization`, `Proxy-Authorization`,
+/// `Cookie` and `Set-Cookie` the whole value up to the end of the line (or a quote) is
+/// redacted, keeping a leading scheme (`Basic`, `Bearer`, ...). For any other secret key the
+/// value is redacted when it is one token (`password: hunter2`); several words are prose
+/// (`invalid token: expected a string`) and stay. Scans at most the key and one token, or the
+/// rest of the line it then redacts, so text full of colons stays linear.
+fn header(b: &[u8], colon: usize) -> Option<(usize, usize)> {
+    let quoted = colon > 0 && matches!(b[colon - 1], b'"' | b'\'');
+    let key_end = if quoted { colon - 1 } else { colon };
+    let key_start = (0..key_end)
+        .rev()
+        .take_while(|&k| b[k].is_ascii_alphanumeric() || b"_.-".contains(&b[k]))
+        .last()?;
+    if quoted && (key_start == 0 || b[key_start - 1] != b[key_end]) {
+        return None;
+    }
+    let key = std::str::from_utf8(&b[key_start..key_end]).ok()?;
+    if !is_secret_key(key) {
+        return None;
+    }
+    let lower = key.to_ascii_lowercase();
+    let whole_line = lower.ends_with("authorization") || lower.ends_with("cookie");
+    let v = run(b, colon + 1, |c| c == b' ' || c == b'\t');
+    if v == colon + 1 && !whole_line && !matches!(b.get(v), Some(b'"' | b'\'')) {
+        return None;
+    }
+    let (start, end) = match b.get(v) {
+        None => return None,
+        Some(&q) if q == b'"' || q == b'\'' => {
+            let close = run(b, v + 1, |c| c != q && c != b'\n' && c != b'\r');
+            (v + 1, close)
+        }
+        Some(_) if whole_line => {
+            let end = run(b, v, |c| !b"\r\n\"'`".contains(&c));
+            (v, end)
+        }
+        Some(_) => {
+            let end = run(b, v, |c| !VALUE_END(c));
+            // Another word on the same line: prose, not a value.
+            let next = run(b, end, |c| c == b' ' || c == b'\t');
+            if next > end && next < b.len() && !VALUE_END(b[next]) {
+                return None;
+            }
+            (v, end)
+        }
+    };
+    let mut end = end;
+    while end > start && b[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let mut start = start;
+    if whole_line {
+        // Keep the scheme: `Basic [REDACTED]`.
+        let word = run(b, start, |c| c.is_ascii_alphanumeric() || c == b'-');
+        let gap = run(b, word, |c| c == b' ' || c == b'\t');
+        if word > start && gap > word && gap < end {
+            start = gap;
+        }
+    }
+    (end > start).then_some((start, end))
+}
+
+/// Password-taking programs and their short password flag (`mysql -pSECRET`,
+/// `sshpass -p SECRET`, `redis-cli -a SECRET`).
+const PASSWORD_FLAGS: &[(&[u8], u8)] = &[
+    (b"mysql", b'p'),
+    (b"mysqldump", b'p'),
+    (b"mysqladmin", b'p'),
+    (b"mysqlimport", b'p'),
+    (b"mysqlcheck", b'p'),
+    (b"mysqlshow", b'p'),
+    (b"mariadb", b'p'),
+    (b"mariadb-dump", b'p'),
+    (b"mariadb-admin", b'p'),
+    (b"sshpass", b'p'),
+    (b"redis-cli", b'a'),
+];
+
+/// Secrets in command lines, one pass over whitespace-separated words:
+/// - `-u user:pass`, `--user user:pass`, `--user=user:pass`, `-uuser:pass` (curl; also
+///   `-U`/`--proxy-user`): the part after the first `:`, unless it is all digits (`-u 1000:1000`
+///   is a uid:gid);
+/// - `--<secret key> VALUE` (`--password hunter2`, `--api-key k`): VALUE, unless it starts with
+///   `-` (the next option); the `--password=VALUE` form is [`assignment`]'s;
+/// - after a password-taking program ([`PASSWORD_FLAGS`]) on the same line and command
+///   (until `|`, `;`, `&`): its flag's value, attached (`-pSECRET`) or the next word.
+///
+/// `mkdir -p dir`, `ssh -p 22` and `sort -u` keep their words: `-p` counts only after such a
+/// program, and `-u` only with a `user:pass` value.
+fn command_line(b: &[u8], ranges: &mut Vec<(usize, usize)>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Want {
+        Nothing,
+        UserPass,
+        Value,
+    }
+    let mut want = Want::Nothing;
+    let mut flag: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            if b[i] == b'\n' || b[i] == b'\r' {
+                want = Want::Nothing;
+                flag = None;
+            }
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let end = shell_word_end(b, i);
+        i = end;
+        let word = &b[start..end];
+        match std::mem::replace(&mut want, Want::Nothing) {
+            Want::UserPass => {
+                ranges.extend(user_pass(b, start, end));
+                continue;
+            }
+            Want::Value if !word.starts_with(b"-") => {
+                ranges.extend(unquoted(b, start, end));
+                continue;
+            }
+            _ => {}
+        }
+        if word.iter().all(|c| b"|;&".contains(c)) {
+            flag = None;
+            continue;
+        }
+        let name_end = word.iter().position(|&c| c == b'=').unwrap_or(word.len());
+        let name = &word[..name_end];
+        if matches!(name, b"-u" | b"-U" | b"--user" | b"--proxy-user") {
+            if name_end < word.len() {
+                ranges.extend(user_pass(b, start + name_end + 1, end));
+            } else {
+                want = Want::UserPass;
+            }
+        } else if (word.starts_with(b"-u") || word.starts_with(b"-U"))
+            && word.len() > 2
+            && name_end == word.len()
+            && !word.contains(&b'/')
+        {
+            ranges.extend(user_pass(b, start + 2, end));
+        } else if let Some(opt) = name.strip_prefix(b"--")
+            && name_end == word.len()
+            && std::str::from_utf8(opt).is_ok_and(is_secret_key)
+        {
+            want = Want::Value;
+        } else if let Some(f) = flag
+            && word.len() >= 2
+            && word[0] == b'-'
+            && word[1] == f
+        {
+            if word.len() == 2 {
+                want = Want::Value;
+            } else {
+                ranges.extend(unquoted(b, start + 2, end));
+            }
+        }
+        let bare = word
+            .iter()
+            .rposition(|&c| c == b'/')
+            .map_or(word, |s| &word[s + 1..]);
+        let bare = bare.trim_ascii_start();
+        let bare = bare
+            .strip_prefix(b"\"")
+            .or_else(|| bare.strip_prefix(b"'"))
+            .unwrap_or(bare);
+        if let Some((_, f)) = PASSWORD_FLAGS.iter().find(|(p, _)| *p == bare) {
+            flag = Some(*f);
+        }
+        if word.ends_with(b";") || word.ends_with(b"|") || word.ends_with(b"&") {
+            flag = None;
+        }
+    }
+}
+
+/// The end of a command-line word starting at `i`: whitespace ends it except inside quotes
+/// (`-p'S3 cret'`, `"ada:hunter 2"`); a quote left open ends at the line's end.
+fn shell_word_end(b: &[u8], mut i: usize) -> usize {
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) if c == b'\n' || c == b'\r' => break,
+            Some(_) => {}
+            None if c.is_ascii_whitespace() => break,
+            None if c == b'"' || c == b'\'' => quote = Some(c),
+            None => {}
+        }
+        i += 1;
+    }
+    i
+}
+
+/// The range of a word without its surrounding quotes (and a trailing `,` or `;`).
+fn unquoted(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+    let mut s = start;
+    let mut e = end;
+    while s < e && b"\"'`".contains(&b[s]) {
+        s += 1;
+    }
+    while e > s && b"\"'`,;".contains(&b[e - 1]) {
+        e -= 1;
+    }
+    (e > s).then_some((s, e))
+}
+
+/// `user:pass` in a word: the range of `pass`, unless it is empty or all digits (uid:gid).
+fn user_pass(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+    let (s, e) = unquoted(b, start, end)?;
+    let colon = s + b[s..e].iter().position(|&c| c == b':')?;
+    let pass = &b[colon + 1..e];
+    (!pass.is_empty() && !pass.iter().all(u8::is_ascii_digit)).then_some((colon + 1, e))
 }
 
 /// `Bearer <token>`, `Basic <token>`, `Token <token>`: the token's range.
@@ -620,6 +846,134 @@ mod tests {
         ));
         assert!(looks_like_credential("ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
         assert!(!looks_like_credential("hello"));
+    }
+
+    /// Secrets in command lines and headers (found by the attack review: none of these was
+    /// redacted).
+    #[test]
+    fn command_lines_and_headers() {
+        for (input, expected) in [
+            (
+                "curl -u user:pass https://x.example.com/",
+                "curl -u user:[REDACTED] https://x.example.com/",
+            ),
+            ("curl -u 'ada:hunter 2' x", "curl -u 'ada:[REDACTED]' x"),
+            ("curl --user ada:hunter2 x", "curl --user ada:[REDACTED] x"),
+            ("curl --user=ada:hunter2 x", "curl --user=ada:[REDACTED] x"),
+            ("curl -uada:hunter2 x", "curl -uada:[REDACTED] x"),
+            ("curl -U proxy:pw x", "curl -U proxy:[REDACTED] x"),
+            ("cmd --password hunter2 -v", "cmd --password [REDACTED] -v"),
+            ("cmd --password=x", "cmd --password=[REDACTED]"),
+            (
+                "cmd --api-key \"k 1\" go",
+                "cmd --api-key \"[REDACTED]\" go",
+            ),
+            (
+                "cmd --client-secret s3 x",
+                "cmd --client-secret [REDACTED] x",
+            ),
+            (
+                "sshpass -p secret ssh host",
+                "sshpass -p [REDACTED] ssh host",
+            ),
+            ("mysql -pSECRET db", "mysql -p[REDACTED] db"),
+            (
+                "/usr/bin/mysqldump -u root -p'S3 cret'",
+                "/usr/bin/mysqldump -u root -p'[REDACTED]'",
+            ),
+            ("redis-cli -a hunter2 ping", "redis-cli -a [REDACTED] ping"),
+            (
+                "PGPASSWORD=s3cret psql -h db",
+                "PGPASSWORD=[REDACTED] psql -h db",
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY aws s3 ls",
+                "AWS_SECRET_ACCESS_KEY=[REDACTED] aws s3 ls",
+            ),
+            (
+                "export AWS_SECRET_ACCESS_KEY=abc",
+                "export AWS_SECRET_ACCESS_KEY=[REDACTED]",
+            ),
+            (
+                "Authorization: Basic abcdefgh",
+                "Authorization: Basic [REDACTED]",
+            ),
+            (
+                "-H 'Authorization: Basic abc' x",
+                "-H 'Authorization: Basic [REDACTED]' x",
+            ),
+            (
+                "authorization:Bearer abc",
+                "authorization:Bearer [REDACTED]",
+            ),
+            (
+                "Proxy-Authorization: Digest u=1, r=2\nnext",
+                "Proxy-Authorization: Digest [REDACTED]\nnext",
+            ),
+            ("Cookie: sid=1; theme=dark", "Cookie: [REDACTED]"),
+            ("password: hunter2", "password: [REDACTED]"),
+            (
+                "token: ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "token: [REDACTED]",
+            ),
+            (
+                "{\"password\": \"a b\", \"n\": 1}",
+                "{\"password\": \"[REDACTED]\", \"n\": 1}",
+            ),
+            (
+                "  db_secret: 'x y'\n  other: 1",
+                "  db_secret: '[REDACTED]'\n  other: 1",
+            ),
+        ] {
+            check(input, expected);
+        }
+    }
+
+    /// Ordinary text and commands that only look close keep every word.
+    #[test]
+    fn ordinary_text_is_not_redacted() {
+        for s in [
+            "mkdir -p build/out && ssh -p 22 host",
+            "docker run -u 1000:1000 image",
+            "sort -u names.txt",
+            "curl -u ada https://x.example.com/",
+            "git push -u origin main",
+            "curl -url=http://example.com:8080/x",
+            "psql -p 5432 -h db",
+            "mysql -h db; mkdir -p x",
+            "invalid token: expected a string",
+            "the password: must be 12 characters long",
+            "Token counts: 12 in, 4 out",
+            "time: 12:30, port: 8080",
+            "use `--password` to set it",
+            "--password -v",
+            "see https://example.com:443/a?b=c",
+            "token_count: 5",
+            "author: ada",
+            "日本語: テキスト 🎉",
+        ] {
+            assert_eq!(redact_text(s), s, "{s:?}");
+        }
+    }
+
+    /// Text built to make a scan quadratic (every colon a secret key, every word an option):
+    /// redaction walks each byte a bounded number of times.
+    #[test]
+    fn pathological_text_stays_linear() {
+        for unit in [
+            "token: a b ",
+            "password:",
+            "--password ",
+            "-u ",
+            "mysql -p",
+            "Authorization: x ",
+            "\"token\":",
+            ":::::",
+        ] {
+            let s = unit.repeat(50_000);
+            let once = redact_text(&s).into_owned();
+            assert_eq!(redact_text(&once), once, "{unit:?}");
+        }
     }
 
     #[test]

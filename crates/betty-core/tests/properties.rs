@@ -408,4 +408,55 @@ proptest! {
             let _ = betty_core::permission::glob_match(t, &s);
         }
     }
+
+    /// Secrets in the command-line and header forms never survive redaction, whatever
+    /// surrounds them, and redaction is idempotent.
+    #[test]
+    fn command_line_secrets_never_survive(
+        secret in "[A-Za-z][A-Za-z0-9]{5,11}X9",
+        user in "[a-z]{1,8}",
+        before in text(),
+        after in text(),
+        form in 0usize..9,
+    ) {
+        let cmd = match form {
+            0 => format!("curl -u {user}:{secret} https://h/"),
+            1 => format!("curl --user={user}:{secret} x"),
+            2 => format!("tool --password {secret} -v"),
+            3 => format!("sshpass -p {secret} ssh h"),
+            4 => format!("mysql -p{secret} db"),
+            5 => format!("PGPASSWORD={secret} psql"),
+            6 => format!("AWS_SECRET_ACCESS_KEY={secret} aws s3 ls"),
+            7 => format!("Authorization: Basic {secret}"),
+            _ => format!("-H 'Cookie: sid={secret}'"),
+        };
+        let s = format!("{before}\n{cmd}\n{after}");
+        let once = betty_core::redact::redact_text(&s).into_owned();
+        prop_assert!(!once.contains(&secret), "{:?} -> {:?}", s, once);
+        prop_assert_eq!(betty_core::redact::redact_text(&once).into_owned(), once);
+    }
+
+    /// Ordinary prose and commands (no `=`, no secret words, no credential shapes) pass
+    /// through unchanged.
+    #[test]
+    fn ordinary_words_are_never_redacted(
+        words in prop::collection::vec(prop_oneof![
+            "[a-z]{1,10}",
+            Just("-p".to_string()),
+            Just("-u".to_string()),
+            Just("mkdir".to_string()),
+            Just("ssh".to_string()),
+            Just("12:30".to_string()),
+            Just("1000:1000".to_string()),
+            Just("a:".to_string()),
+            Just("--verbose".to_string()),
+            Just("--user".to_string()),
+            Just("|".to_string()),
+            Just("\n".to_string()),
+            Just("データ".to_string()),
+        ], 0..16),
+    ) {
+        let s = words.join(" ");
+        prop_assert_eq!(betty_core::redact::redact_text(&s).into_owned(), s);
+    }
 }

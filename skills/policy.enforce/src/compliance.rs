@@ -212,7 +212,7 @@ pub fn control_report(framework: Framework, report: &Report, audit_head: Option<
             "findings": evidence,
         }));
     }
-    json!({
+    let mut report = json!({
         "schema_version": crate::report::REPORT_SCHEMA_VERSION,
         "tool": crate::report::TOOL,
         "framework": framework,
@@ -223,7 +223,10 @@ pub fn control_report(framework: Framework, report: &Report, audit_head: Option<
         "audit_trail_head": audit_head,
         "summary": { "controls": controls.len(), "pass": pass, "fail": fail, "waived": waived, "not_evaluated": not_evaluated },
         "controls": out,
-    })
+    });
+    // Evidence quotes targets: shown redacted in JSON and text alike.
+    betty_core::redact::redact_value(&mut report);
+    report
 }
 
 /// The per-control report as text.

@@ -275,7 +275,13 @@ pub mod builtin {
         field: "name",
         message: "A skill or agent manifest needs a `name`",
     };
-    pub const RULES: &[&BuiltinRule] = &[&STEP_REGISTERED, &MANIFEST_NAME];
+    pub const WORKFLOW_PERMISSIONS: BuiltinRule = BuiltinRule {
+        id: "workflow-permissions",
+        kind: "forbidden",
+        field: "**.permissions",
+        message: "A workflow cannot grant permissions: it runs with the permissions of its steps' skills, which the permission policies check; declare them in the skill's manifest",
+    };
+    pub const RULES: &[&BuiltinRule] = &[&STEP_REGISTERED, &MANIFEST_NAME, &WORKFLOW_PERMISSIONS];
 
     pub(super) fn check(
         target: &Target,
@@ -297,6 +303,21 @@ pub mod builtin {
                         target,
                         pointer,
                         format!("`{name}` is not registered"),
+                    ));
+                }
+                // Policies on permissions are scoped to skills and agents, the kinds that
+                // carry them; a grant written into a workflow would pass them all unseen.
+                let mut grants = permission_keys(target.value());
+                grants.sort_by_cached_key(|(pointer, _)| {
+                    let pos = target.pos(pointer);
+                    (pos.line, pos.column)
+                });
+                for (pointer, value) in grants {
+                    findings.push(make(
+                        &WORKFLOW_PERMISSIONS,
+                        target,
+                        pointer,
+                        format!("the workflow declares `permissions: {}`", brief(value)),
                     ));
                 }
             }
@@ -324,6 +345,67 @@ pub mod builtin {
                 policy: POLICY.to_string(),
                 result: policy_result(&findings[start..]),
             });
+        }
+    }
+
+    /// Every `permissions` key at any depth of a workflow (top level, steps, nested steps,
+    /// anything else), as (pointer to its value, value).
+    fn permission_keys(root: &Value) -> Vec<(String, &Value)> {
+        let mut out = Vec::new();
+        let mut work = vec![(String::new(), root)];
+        while let Some((ptr, node)) = work.pop() {
+            match node {
+                Value::Object(map) => {
+                    for (key, value) in map.iter().rev() {
+                        let child = format!("{ptr}/{}", betty_core::source::escape_pointer(key));
+                        if key == "permissions" && !grants_nothing(value) {
+                            out.push((child.clone(), value));
+                        }
+                        work.push((child, value));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate().rev() {
+                        work.push((format!("{ptr}/{i}"), item));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// `null`, `[]`, `{}` and `""` grant nothing.
+    fn grants_nothing(value: &Value) -> bool {
+        match value {
+            Value::Null => true,
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::String(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+
+    /// A value in a finding's detail: a list of texts joined, anything else as JSON, bounded.
+    fn brief(value: &Value) -> String {
+        let text = match value {
+            Value::Array(items) if items.iter().all(Value::is_string) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        const MAX: usize = 120;
+        if text.chars().count() > MAX {
+            let cut: String = text.chars().take(MAX).collect();
+            format!("{cut}…")
+        } else {
+            text
         }
     }
 

@@ -58,13 +58,13 @@ impl TestRun {
 
     /// `test --format json` output (`schemas/policy-fixtures.schema.json`).
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
+        betty_core::redact::redacted(&serde_json::json!({
             "schema_version": crate::report::REPORT_SCHEMA_VERSION,
             "tool": crate::report::TOOL,
             "passed": self.passed(),
             "fixtures": self.fixtures,
             "unexercised": self.unexercised,
-        })
+        }))
     }
 }
 

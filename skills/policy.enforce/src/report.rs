@@ -1,6 +1,8 @@
 //! A whole run's results and their four presentations: `text` in the seed's style, `json`
 //! (`schemas/policy-report.schema.json`), SARIF 2.1.0 (waived findings as suppressions) and
-//! JUnit XML. Renderers return strings; the binary prints them.
+//! JUnit XML. Renderers return strings; the binary prints them. Every presentation shows
+//! secrets redacted (`betty_core::redact`): a manifest value such as `token: ghp_…` reaches a
+//! finding's detail and snippet, and a CI log or a SARIF upload must not carry it.
 
 use std::fmt::Write as _;
 
@@ -17,6 +19,18 @@ pub const REPORT_SCHEMA_VERSION: u32 = 1;
 pub const TOOL: &str = "policy-enforce";
 const INFORMATION_URI: &str = "https://github.com/betty-governance/betty-rs";
 
+/// A value serialized with every secret in it redacted (`betty_core::redact::redact_value`),
+/// one at a time, so a large report never builds one tree for the whole.
+struct Redacted<T>(T);
+
+impl<T: serde::Serialize> serde::Serialize for Redacted<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        betty_core::redact::redact_value(&mut v);
+        v.serialize(s)
+    }
+}
+
 /// The `json` output's shape (`schemas/policy-report.schema.json`), borrowing the results.
 #[derive(serde::Serialize)]
 struct JsonReport<'a> {
@@ -29,9 +43,9 @@ struct JsonReport<'a> {
     outcome: Outcome,
     exit_code: u8,
     summary: Value,
-    targets: Vec<JsonTarget<'a>>,
-    findings: Vec<&'a Finding>,
-    diagnostics: &'a [Diagnostic],
+    targets: Vec<Redacted<JsonTarget<'a>>>,
+    findings: Vec<Redacted<&'a Finding>>,
+    diagnostics: Vec<Redacted<&'a Diagnostic>>,
     waivers: Vec<Value>,
     policies: Vec<Value>,
 }
@@ -262,15 +276,17 @@ impl Report {
         let targets = self
             .results
             .iter()
-            .map(|r| JsonTarget {
-                kind: r.target.kind,
-                name: &r.target.name,
-                source: &r.target.label,
-                origin: r.target.origin,
-                digest: &r.digest,
-                outcome: r.outcome,
-                findings: r.findings.len(),
-                checks: &r.checks,
+            .map(|r| {
+                Redacted(JsonTarget {
+                    kind: r.target.kind,
+                    name: &r.target.name,
+                    source: &r.target.label,
+                    origin: r.target.origin,
+                    digest: &r.digest,
+                    outcome: r.outcome,
+                    findings: r.findings.len(),
+                    checks: &r.checks,
+                })
             })
             .collect();
         let policies: Vec<Value> = self
@@ -303,15 +319,15 @@ impl Report {
             exit_code: self.outcome.exit_status().code(),
             summary: self.summary(),
             targets,
-            findings: self.findings().collect(),
-            diagnostics: &self.diagnostics,
+            findings: self.findings().map(Redacted).collect(),
+            diagnostics: self.diagnostics.iter().map(Redacted).collect(),
             waivers: self
                 .policies
                 .waivers
                 .iter()
-                .map(|w| w.to_json(self.now))
+                .map(|w| betty_core::redact::redacted(&w.to_json(self.now)))
                 .collect(),
-            policies,
+            policies: policies.iter().map(betty_core::redact::redacted).collect(),
         }
     }
 
@@ -631,7 +647,7 @@ impl Report {
                 result
             })
             .collect();
-        json!({
+        let mut sarif = json!({
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
             "version": "2.1.0",
             "runs": [{
@@ -654,7 +670,10 @@ impl Report {
                 }],
                 "results": results,
             }],
-        })
+        });
+        // SARIF's own keys name no secret, so only user text changes.
+        betty_core::redact::redact_value(&mut sarif);
+        sarif
     }
 
     /// JUnit XML: one test suite per target, one test case per applicable policy.
@@ -673,6 +692,9 @@ impl Report {
             .filter(|c| c.result == "failed" || c.result == "pending")
             .count()
             + diag_failures;
+        // Each piece of user text is redacted on its own (a composed line could read as
+        // `name: value` where none was meant).
+        let red = |s: &str| betty_core::redact::redact_text(s).into_owned();
         let mut out = String::new();
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -686,21 +708,21 @@ impl Report {
                 .filter(|c| c.result == "failed" || c.result == "pending")
                 .count();
             let skipped = r.checks.iter().filter(|c| c.result == "waived").count();
-            let suite = format!("{} {}", r.target.kind, r.target.name);
+            let suite = format!("{} {}", r.target.kind, red(&r.target.name));
             let _ = writeln!(
                 out,
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{fails}\" errors=\"0\" skipped=\"{skipped}\" file=\"{}\">",
                 xml(&suite),
                 r.checks.len(),
-                xml(&r.target.label)
+                xml(&red(&r.target.label))
             );
             for c in &r.checks {
                 let _ = write!(
                     out,
                     "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\"",
-                    xml(&format!("{}.{}", r.target.kind, r.target.name)),
+                    xml(&format!("{}.{}", r.target.kind, red(&r.target.name))),
                     xml(&c.policy),
-                    xml(&r.target.label)
+                    xml(&red(&r.target.label))
                 );
                 let mine: Vec<&Finding> =
                     r.findings.iter().filter(|f| f.policy == c.policy).collect();
@@ -709,7 +731,7 @@ impl Report {
                     .map(|f| {
                         format!(
                             "{}:{}:{}: [{}] {}/{}: {} ({})\n",
-                            f.file,
+                            red(&f.file),
                             f.line,
                             f.column,
                             if f.waived() {
@@ -719,8 +741,8 @@ impl Report {
                             },
                             f.policy,
                             f.rule,
-                            f.message,
-                            f.detail
+                            red(&f.message),
+                            red(&f.detail)
                         )
                     })
                     .collect();
@@ -731,11 +753,11 @@ impl Report {
                             .iter()
                             .find(|f| f.blocks() || f.pends())
                             .or(mine.first());
-                        let msg = first.map(|f| f.message.as_str()).unwrap_or("");
+                        let msg = first.map(|f| red(&f.message)).unwrap_or_default();
                         let _ = writeln!(
                             out,
                             ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
-                            xml(msg),
+                            xml(&msg),
                             if c.result == "pending" {
                                 "approval-pending"
                             } else {
@@ -771,13 +793,13 @@ impl Report {
             for d in &self.diagnostics {
                 let text = format!(
                     "{}:{}:{}: [{}] {}/{}: {}",
-                    d.file,
+                    red(&d.file),
                     d.line,
                     d.column,
                     d.level.as_str(),
                     d.policy,
                     d.rule,
-                    d.message
+                    red(&d.message)
                 );
                 let _ = write!(
                     out,
@@ -790,7 +812,7 @@ impl Report {
                     let _ = writeln!(
                         out,
                         "\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
-                        xml(&d.message),
+                        xml(&red(&d.message)),
                         d.code,
                         xml(&text)
                     );

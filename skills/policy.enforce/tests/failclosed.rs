@@ -361,6 +361,47 @@ fn nested_steps_are_checked_under_any_pack() {
     );
 }
 
+#[test]
+fn a_workflow_that_grants_permissions_is_blocked_under_any_pack_and_action() {
+    // Every permission policy is scoped to skills and agents; before this check a grant
+    // written into a workflow passed them all (exit 0 under `--action execute`).
+    let p = Project::new();
+    p.write(
+        "workflows/grant.yaml",
+        "name: grant\nversion: 1.0.0\npermissions: [secrets:write]\nsteps:\n  - skill: data.transform\n    permissions: [network:unrestricted]\n  - steps:\n      - skill: data.validate\n        with:\n          permissions: filesystem:delete\n  - skill: data.validate\n    permissions: []\n",
+    );
+    p.write(
+        "only-naming/naming.yaml",
+        &std::fs::read_to_string(p.registry().join("policies/skill-naming.yaml")).unwrap(),
+    );
+    for args in [
+        vec!["--action", "execute", "workflows/grant.yaml"],
+        vec!["--action", "audit", "workflows/grant.yaml"],
+        vec!["workflows/grant.yaml"],
+        vec!["workflows/grant.yaml", "--policies", "only-naming"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--format", "json"]);
+        let out = p.run(&args);
+        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        let r = out.json();
+        let grants: Vec<(i64, i64)> = findings(&r)
+            .into_iter()
+            .filter(|f| f["rule"] == "workflow-permissions" && f["level"] == "blocking")
+            .map(|f| (f["line"].as_i64().unwrap(), f["column"].as_i64().unwrap()))
+            .collect();
+        // Top level, a step's, one at any depth; an empty list grants nothing.
+        assert_eq!(grants, vec![(3, 14), (6, 18), (10, 24)], "{args:?}: {r}");
+    }
+    // The same steps without the grants pass.
+    p.write(
+        "workflows/plain.yaml",
+        "name: plain\nversion: 1.0.0\nsteps:\n  - skill: data.transform\n",
+    );
+    let out = p.run(&["--action", "execute", "workflows/plain.yaml"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
 // ------------------------------------------------------------ the registered version is needed
 
 #[test]

@@ -118,3 +118,124 @@ fn a_usage_error_quoting_an_argument_is_escaped_and_redacted() {
     assert!(stderr.contains("for '--format <FORMAT>'"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+const LEAKY: &str = "name: leaky.tool\nversion: 0.1.0\ndescription: Posts reports to a webhook somewhere.\nstatus: draft\npermissions:\n  - \"network:https://ada:hunter2@hooks.example.com/x\"\ndependencies:\n  - ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n  - \"token: s3cr3tvalue\"\n";
+const LEAKED: [&str; 3] = ["hunter2", "ghp_aaaa", "s3cr3tvalue"];
+
+/// Before: only the text report was redacted; JSON, SARIF and JUnit quoted a manifest's
+/// secrets in finding details and snippets (six, six and two times here), straight into CI
+/// logs and code-scanning uploads. The redacted pieces are pinned in every format.
+#[test]
+fn machine_formats_show_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(BUNDLED), &dir.path().join("registry"));
+    std::fs::create_dir_all(dir.path().join("skills/leaky.tool")).unwrap();
+    std::fs::write(dir.path().join("skills/leaky.tool/skill.yaml"), LEAKY).unwrap();
+    let check = |format: &str| {
+        let (code, stdout, stderr) = run(
+            dir.path(),
+            &[
+                "--action",
+                "register",
+                "skills/leaky.tool/skill.yaml",
+                "--format",
+                format,
+            ],
+        );
+        assert_eq!(code, 1, "{format}: {stdout}{stderr}");
+        for secret in LEAKED {
+            assert!(
+                !stdout.contains(secret),
+                "{format} shows {secret}: {stdout}"
+            );
+            assert!(!stderr.contains(secret), "{format} logs {secret}: {stderr}");
+        }
+        stdout
+    };
+    let expected = [
+        ("`[REDACTED]` is not registered", "  - [REDACTED]"),
+        (
+            "`token: [REDACTED]` is not registered",
+            "  - \"token: [REDACTED]\"",
+        ),
+        (
+            "`network:https://ada:[REDACTED]@hooks.example.com/x` needs approval",
+            "  - \"network:https://ada:[REDACTED]@hooks.example.com/x\"",
+        ),
+    ];
+
+    let json: serde_json::Value = serde_json::from_str(&check("json")).unwrap();
+    let shown: Vec<(String, String)> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let detail = f["detail"].as_str().unwrap();
+            let cut = detail.find(": 1 approval").unwrap_or(detail.len());
+            (
+                detail[..cut].to_string(),
+                f["snippet"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(d, s)| (d.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(shown, want);
+    // The digest an approval binds to is the manifest's own, untouched.
+    let approval = json["findings"][2]["approval"]["subject_digest"].clone();
+    assert!(
+        approval.as_str().is_some_and(|d| d.starts_with("sha256:")),
+        "{json}"
+    );
+
+    let sarif: serde_json::Value = serde_json::from_str(&check("sarif")).unwrap();
+    let shown: Vec<(String, String)> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let text = r["message"]["text"].as_str().unwrap();
+            let detail = text.split_once(": ").unwrap().1;
+            let cut = detail.find(": 1 approval").unwrap_or(detail.len());
+            (
+                detail[..cut].to_string(),
+                r["locations"][0]["physicalLocation"]["region"]["snippet"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, want);
+    assert_eq!(sarif["version"], "2.1.0");
+
+    let junit = check("junit");
+    let failures: Vec<&str> = junit.lines().filter(|l| l.contains("<failure ")).collect();
+    assert_eq!(failures.len(), 2, "{junit}");
+    assert_eq!(
+        failures[0],
+        "      <failure message=\"Dependency is not registered\" type=\"policy-violation\">skills/leaky.tool/skill.yaml:8:5: [blocking] dependency-hygiene/dependencies-registered: Dependency is not registered (`[REDACTED]` is not registered)&#10;skills/leaky.tool/skill.yaml:9:5: [blocking] dependency-hygiene/dependencies-registered: Dependency is not registered (`token: [REDACTED]` is not registered)&#10;</failure>"
+    );
+    assert!(
+        failures[1].contains(
+            "(`network:https://ada:[REDACTED]@hooks.example.com/x` needs approval: 1 approval(s) from `security` for `register` of `leaky.tool` with subject_digest sha256:"
+        ),
+        "{junit}"
+    );
+
+    // The per-control report quotes the same details as evidence.
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &["report", "--framework", "soc2", "--format", "json"],
+    );
+    assert!(code == 0 || code == 1, "{stdout}{stderr}");
+    for secret in LEAKED {
+        assert!(!stdout.contains(secret), "report shows {secret}: {stdout}");
+    }
+    assert!(
+        stdout.contains("`[REDACTED]` is not registered"),
+        "{stdout}"
+    );
+}

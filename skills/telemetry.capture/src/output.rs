@@ -4,6 +4,8 @@
 //! stays flat); the table has fixed column widths for the same reason. JSON documents carry
 //! `schema_version` and are described by `schemas/telemetry-query-output.schema.json`.
 
+use std::fmt::Write as _;
+
 use serde_json::{Value, json};
 
 use crate::scan::Row;
@@ -21,19 +23,47 @@ pub enum Format {
     Csv,
 }
 
-/// A text cell of CSV output: quoted when it needs it (RFC 4180) and neutralised against
-/// formula injection (OWASP): a cell starting with `=`, `+`, `-`, `@`, a tab or a CR gets a
-/// leading `'` and is quoted, so a spreadsheet shows it as text instead of evaluating it.
-/// Numeric columns (`duration_ms`, counts, rates, percentiles, `seq`) are written from numbers
-/// the schema types as numbers, never through this, so a negative number stays a number.
+/// A text cell of CSV output: control characters escaped, quoted when it needs it (RFC 4180)
+/// and neutralised against formula injection (OWASP).
+///
+/// Control characters (CR, LF, tab, ESC and the other C0 and C1 controls, DEL, bidi overrides,
+/// line separators) are written as [`betty_core::escape`] shows them (`\r`, `\x1b`,
+/// `\u{202e}`), so a cell cannot forge a record, move a terminal's cursor when the file is
+/// `cat`, or reorder what a spreadsheet shows. A cell starting with `=`, `+`, `-`, `@`, a tab
+/// or a CR gets a leading `'` and is quoted, so a spreadsheet shows it as text instead of
+/// evaluating it. Numeric columns (`duration_ms`, counts, rates, percentiles, `seq`) are
+/// written from numbers the schema types as numbers, never through this, so a negative number
+/// stays a number.
 pub fn csv_field(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let neutralise = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let s = betty_core::escape::escape(s);
+    if neutralise {
         format!("\"'{}\"", s.replace('"', "\"\""))
-    } else if s.contains([',', '"', '\n', '\r']) {
+    } else if s.contains([',', '"']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s.into_owned()
     }
+}
+
+/// A JSON cell of CSV output (`context`, `policy_checks`): compact JSON that stays JSON, with
+/// every character [`betty_core::escape::is_unsafe_char`] names written as a JSON `\uXXXX`
+/// escape (compact JSON holds them only inside strings, and all of them are in the BMP), then
+/// quoted as [`csv_field`] quotes.
+pub fn csv_json_field(v: &Value) -> String {
+    let text = v.to_string();
+    if !text.chars().any(betty_core::escape::is_unsafe_char) {
+        return csv_field(&text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if betty_core::escape::is_unsafe_char(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    csv_field(&out)
 }
 
 /// Cuts text to `width` characters, marking the cut with `…`. Control characters are shown
@@ -132,7 +162,7 @@ pub fn event_csv(line: &[u8], row: &Row<'_>) -> String {
         if context.is_null() {
             String::new()
         } else {
-            csv_field(&context.to_string())
+            csv_json_field(context)
         },
     ]
     .join(",")
@@ -259,5 +289,56 @@ pub fn stats_lines(stats: &GroupedStats, format: Format) -> Vec<String> {
             }));
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cell, as written: controls escaped, formulas neutralised, RFC 4180 quoting.
+    #[test]
+    fn csv_cells_escape_controls_and_neutralise_formulas() {
+        let cases: &[(&str, &str)] = &[
+            ("plain", "plain"),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("line\nbreak", "line\\nbreak"),
+            ("cr\rlf\r\n", "cr\\rlf\\r\\n"),
+            ("esc\u{1b}[31mred", "esc\\x1b[31mred"),
+            ("osc\u{1b}]0;title\u{7}", "osc\\x1b]0;title\\x07"),
+            ("nul\u{0}del\u{7f}", "nul\\x00del\\x7f"),
+            ("csi\u{9b}c1\u{85}", "csi\\u{9b}c1\\u{85}"),
+            (
+                "bidi\u{202e}txt\u{2066}i\u{200f}",
+                "bidi\\u{202e}txt\\u{2066}i\\u{200f}",
+            ),
+            ("ls\u{2028}ps\u{2029}", "ls\\u{2028}ps\\u{2029}"),
+            ("=1+2", "\"'=1+2\""),
+            ("+cmd", "\"'+cmd\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\t=1", "\"'\\t=1\""),
+            ("\r=1", "\"'\\r=1\""),
+            ("=a,\"b\"\n", "\"'=a,\"\"b\"\"\\n\""),
+            ("日本語 🎉", "日本語 🎉"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(csv_field(input), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn csv_json_cells_stay_json_without_raw_controls() {
+        let v = json!({"note": "a\u{1b}b\u{202e}c\u{85}d\u{7f}\ne", "k": "日本"});
+        let cell = csv_json_field(&v);
+        assert_eq!(
+            cell,
+            r#""{""note"":""a\u001bb\u202ec\u0085d\u007f\ne"",""k"":""日本""}""#
+        );
+        let inner = cell[1..cell.len() - 1].replace("\"\"", "\"");
+        let back: Value = serde_json::from_str(&inner).unwrap();
+        assert_eq!(back, v);
     }
 }

@@ -209,3 +209,57 @@ fn captured_events_and_the_audit_listing_are_redacted_and_escaped() {
     assert!(!json.contains("hunter2"), "{json}");
     assert!(json.contains("[REDACTED]"), "{json}");
 }
+
+/// Before: CR, LF, ESC, C1 and bidi controls went into quoted CSV cells raw (a CR/LF forged a
+/// record for a line-based reader, ESC moved the cursor of whoever `cat` the file). The whole
+/// output is pinned: every control escaped as `betty_core::escape` shows it (JSON cells with
+/// JSON's own `\uXXXX`, so they stay JSON), formulas still neutralised.
+#[test]
+fn csv_cells_carry_no_raw_control_characters() {
+    let reg = Reg::new();
+    let event = serde_json::json!({
+        "event_id": "01890a5d-ac96-774b-bcce-b302099a8059", "event_type": "skill.created",
+        "timestamp": "2026-11-24T08:00:02.000000Z", "user": "eve\r\n01890a5d,forged,row",
+        "session_id": "\u{1b}[2J", "skill_name": "a\u{85}b\u{202e}c\u{2028}d\u{7f}",
+        "outcome": "\tfail", "duration_ms": 3.0,
+        "context": {"tool": "t\u{1b}]8;;http://x\u{7}", "note": "x\u{202e}y\u{9b}z\nw"},
+    });
+    std::fs::write(
+        reg.root.join("telemetry/events.jsonl"),
+        format!("{event}\n"),
+    )
+    .unwrap();
+    let out = reg.run(QUERY, &["--format", "csv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    assert_terminal_safe("csv", &csv.replace('\n', ""));
+    assert_eq!(
+        csv,
+        concat!(
+            "event_id,timestamp,event_type,skill_name,outcome,duration_ms,user,session_id,tool,context\n",
+            r#"01890a5d-ac96-774b-bcce-b302099a8059,2026-11-24T08:00:02.000000Z,skill.created,a\u{85}b\u{202e}c\u{2028}d\x7f,"'\tfail",3,"eve\r\n01890a5d,forged,row",\x1b[2J,t\x1b]8;;http://x\x07,"{""tool"":""t\u001b]8;;http://x\u0007"",""note"":""x\u202ey\u009bz\nw""}""#,
+            "\n"
+        )
+    );
+
+    std::fs::write(
+        reg.root.join("audit_log.json"),
+        serde_json::json!([{
+            "timestamp": "2026-11-24T08:00:00Z", "operation": "op\r\nforged",
+            "skill": "s\u{202e}", "user": "u", "ip_address": "127.0.0.1", "outcome": "ok",
+            "policy_checks": [{"policy": "p\u{1b}[1m\u{202e}", "result": "passed"}],
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    let out = reg.run(QUERY, &["audit", "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        concat!(
+            "seq,timestamp,operation,skill,outcome,user,session_id,policy_checks\n",
+            r#",2026-11-24T08:00:00Z,op\r\nforged,s\u{202e},ok,u,"'-","[{""policy"":""p\u001b[1m\u202e"",""result"":""passed""}]""#,
+            "\n"
+        )
+    );
+}

@@ -568,7 +568,7 @@ fn render_audit(e: &Value, format: Format) -> String {
             output::csv_field(&s("outcome")),
             output::csv_field(&s("user")),
             output::csv_field(&s("session_id")),
-            output::csv_field(&e["policy_checks"].to_string()),
+            output::csv_json_field(&e["policy_checks"]),
         ]
         .join(","),
         Format::Json | Format::Jsonl => e.to_string(),
