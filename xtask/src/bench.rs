@@ -94,8 +94,10 @@ fn command_runner<'a>(
             .with_context(|| format!("cannot run `{cmd}`"))?
             .status;
         let elapsed = start.elapsed();
-        // Exit 1 means "findings" for our tools and grep; only 2+ is a failure to run.
-        if status.code().is_none_or(|c| c > 1) {
+        // Exit 1 means "findings" for our tools and grep, 3 "approval pending" (registering
+        // policy.enforce, which writes the registry, waits for security): decisions. Only 2
+        // and the rest are failures to run.
+        if status.code().is_none_or(|c| c > 1 && c != 3) {
             bail!("`{cmd}` failed: {status}");
         }
         Ok(elapsed)

@@ -1,31 +1,65 @@
 //! Approval requests: sensitive operations held until enough of the right humans approve.
 //!
 //! One file per request, `registry/approvals/<id>.json` (schema `approval-request.schema.json`).
-//! A request binds to the exact thing approved through `subject_digest` (the canonical digest
-//! of the manifest or of the operation's arguments): if the thing changes, the approval no
-//! longer applies. Rules: the requester may not approve their own request; N *distinct*
-//! approvers from the named group are needed; one rejection rejects; past `expires_at` a pending
-//! request is expired (fail closed). Decisions happen under the request's sidecar lock and are
-//! idempotent: the same person deciding the same way twice changes nothing.
+//! A request binds to the exact thing approved through `subject_digest`, the canonical digest of
+//! its [`Subject`] (operation, target kind/name/digest, environment, every argument): if the
+//! thing changes, the approval no longer applies.
 //!
-//! Groups live in `registry/approvals/groups.yaml`: `groups: {security: [alice@x.com, ...]}`.
+//! **Trust comes from keys, not files.** Everyone who can write the working tree can write a
+//! request file, so nothing in one is believed because it is there:
+//! - the request is signed by its requester, and every decision by its decider, with an SSH key
+//!   (SSHSIG, namespace [`crate::sshsig::NAMESPACE`]) whose principal `registry/approvals/allowed_signers`
+//!   lists ([`crate::sshsig::AllowedSigners`]);
+//! - the state is *derived* ([`ApprovalRequest::derive`]) from the verified evidence: each signer a
+//!   member of the group, never the requester (by principal or by key), `required` distinct
+//!   principals *and* distinct keys, each decision inside the request's validity, the approval
+//!   valid for `valid_for` after its quorum, a single-use approval spent once it is consumed
+//!   (recorded in the file and in the audit trail: either counts). The `status` field is a cache
+//!   for people; a cache that disagrees with the evidence is reported and never believed;
+//! - identities are compared as people: [`crate::principal::normalise`] (NFKC, case-folded,
+//!   trimmed; control and zero-width characters refused).
+//!
+//! A request written with `signed: false` (dev mode, for policies that say
+//! `requires_approval: {signed: false}`) is derived the same way on its claimed names, without
+//! signatures, and is marked unsigned everywhere; a signed policy never counts it.
+//!
+//! Decisions are appended under the request's sidecar lock and are idempotent. Signing happens
+//! before the lock is taken (a FIDO key may wait for a touch), over bytes that do not depend on
+//! other decisions, so concurrent approvers never wait on each other's keys.
+//!
+//! Groups live in `registry/approvals/groups.yaml`:
+//! `groups: {security: [alice@x.com, ...]}` or, with a notification channel,
+//! `groups: {security: {members: [...], notify: {slack: [URL], webhooks: [URL], email: [ADDR]}}}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::fsx;
 use crate::limits::Limits;
 use crate::manifest::check_safe_name;
+use crate::principal;
 use crate::source::{Document, Pos, SourceName};
+use crate::sshsig::{self, AllowedSigners};
 
-/// Schema version written into every request.
-pub const APPROVAL_SCHEMA_VERSION: u32 = 1;
+/// Schema version written into every request. Version 1 requests (before signatures) read as
+/// unsigned.
+pub const APPROVAL_SCHEMA_VERSION: u32 = 2;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How long an approval stays usable after it reached its quorum, unless the request or the
+/// rule says otherwise.
+pub const DEFAULT_VALID_FOR: &str = "24h";
+
+/// How far in the future a decision's own time may be (clocks differ).
+const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
+
+/// The audit operation that records a single-use approval being spent.
+pub const CONSUMED_OPERATION: &str = "approval.consumed";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,
@@ -33,6 +67,11 @@ pub enum Status {
     Rejected,
     Expired,
     Cancelled,
+    /// A single-use approval that a gate has used.
+    Consumed,
+    /// The request's own evidence does not hold (bad signature, unknown group, unreadable
+    /// times): it never counts. Never written as a cache.
+    Invalid,
 }
 
 impl Status {
@@ -43,6 +82,8 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Expired => "expired",
             Status::Cancelled => "cancelled",
+            Status::Consumed => "consumed",
+            Status::Invalid => "invalid",
         }
     }
     /// The exit status a command reporting this state ends with.
@@ -50,9 +91,22 @@ impl Status {
         match self {
             Status::Approved => crate::ExitStatus::Success,
             Status::Pending => crate::ExitStatus::Pending,
-            Status::Rejected | Status::Expired | Status::Cancelled => crate::ExitStatus::Failure,
+            Status::Rejected
+            | Status::Expired
+            | Status::Cancelled
+            | Status::Consumed
+            | Status::Invalid => crate::ExitStatus::Failure,
         }
     }
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Approved,
+        Status::Rejected,
+        Status::Expired,
+        Status::Cancelled,
+        Status::Consumed,
+        Status::Invalid,
+    ];
 }
 
 impl std::fmt::Display for Status {
@@ -61,13 +115,30 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// What a decision says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Approve,
     Reject,
+    /// An approver withdraws their approval (before it is used).
+    Revoke,
+    /// The requester withdraws the request.
+    Cancel,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+            Verdict::Revoke => "revoke",
+            Verdict::Cancel => "cancel",
+        }
+    }
+}
+
+/// One signed act on a request, in the order it was appended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub by: String,
@@ -75,12 +146,31 @@ pub struct Decision {
     #[serde(default)]
     pub comment: Option<String>,
     pub at: String,
+    /// The signing key's fingerprint (`SHA256:...`), for people; the signature is the evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Armoured SSHSIG over [`Decision::statement`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// A single-use approval being spent by a gate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Consumption {
+    pub at: String,
+    /// Who ran the gate (a claim: the gate holds no key).
+    pub by: String,
+    /// The action that used it (`deploy`, ...).
+    pub action: String,
+    /// The audit operation id of the use.
+    #[serde(default)]
+    pub operation_id: Option<String>,
 }
 
 /// One request, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRequest {
-    #[serde(default = "default_schema_version")]
+    #[serde(default = "legacy_schema_version")]
     pub schema_version: u32,
     pub id: String,
     pub operation: String,
@@ -90,37 +180,74 @@ pub struct ApprovalRequest {
     pub reason: String,
     #[serde(default)]
     pub context: Value,
+    /// What `subject_digest` is the digest of (absent in version 1 requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
     pub subject_digest: String,
     /// The group whose members may decide.
     pub approvers: String,
     pub required: u32,
     pub expires_at: String,
+    /// How long the approval is usable after its quorum (`24h`); absent means the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for: Option<String>,
+    /// Whether the request and its decisions carry signatures (false: dev mode, or version 1).
+    #[serde(default)]
+    pub signed: bool,
+    /// The requester's key fingerprint, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Armoured SSHSIG by the requester over [`ApprovalRequest::statement`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// A cache of the derived state, for people. Never believed.
     pub status: Status,
     #[serde(default)]
     pub decisions: Vec<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumed: Option<Consumption>,
 }
 
-fn default_schema_version() -> u32 {
-    APPROVAL_SCHEMA_VERSION
+fn legacy_schema_version() -> u32 {
+    1
 }
 
 impl ApprovalRequest {
-    /// The status as of `now`: a pending request past its expiry is expired.
-    pub fn effective_status(&self, now: jiff::Timestamp) -> Status {
-        if self.status == Status::Pending && self.is_past_expiry(now) {
-            Status::Expired
-        } else {
-            self.status
-        }
+    /// The bytes the requester signs: every field that says what is asked, by whom and until
+    /// when (not the status, the decisions or the consumption, which come later).
+    pub fn statement(&self) -> Vec<u8> {
+        crate::canonical::to_vec(&json!({
+            "type": "betty.approval.request/v1",
+            "id": self.id,
+            "operation": self.operation,
+            "skill": self.skill,
+            "requested_by": self.requested_by,
+            "requested_at": self.requested_at,
+            "reason": self.reason,
+            "context": self.context,
+            "subject": self.subject,
+            "subject_digest": self.subject_digest,
+            "approvers": self.approvers,
+            "required": self.required,
+            "expires_at": self.expires_at,
+            "valid_for": self.valid_for,
+        }))
     }
 
-    fn is_past_expiry(&self, now: jiff::Timestamp) -> bool {
-        // An unreadable expiry fails closed: treat it as expired.
-        crate::time::parse_timestamp(&self.expires_at).map_or(true, |t| now >= t)
+    /// `sha256:` digest of [`Self::statement`]: what every decision is bound to.
+    pub fn statement_digest(&self) -> String {
+        format!("sha256:{}", crate::canonical::sha256_hex(&self.statement()))
     }
 
-    /// Distinct people who approved.
-    pub fn approvals(&self) -> Vec<&str> {
+    /// The validity after quorum.
+    pub fn valid_for(&self) -> std::result::Result<std::time::Duration, String> {
+        let text = self.valid_for.as_deref().unwrap_or(DEFAULT_VALID_FOR);
+        crate::time::parse_duration(text).map_err(|e| format!("`valid_for` {text:?}: {e}"))
+    }
+
+    /// Claimed approvers, for display only (a request's real approvals come from
+    /// [`Self::derive`]).
+    pub fn claimed_approvals(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self
             .decisions
             .iter()
@@ -130,6 +257,21 @@ impl ApprovalRequest {
         v.sort_unstable();
         v.dedup();
         v
+    }
+}
+
+impl Decision {
+    /// The bytes the decider signs: the decision, bound to the request's statement.
+    pub fn statement(&self, request: &ApprovalRequest) -> Vec<u8> {
+        crate::canonical::to_vec(&json!({
+            "type": "betty.approval.decision/v1",
+            "request": request.id,
+            "request_digest": request.statement_digest(),
+            "by": self.by,
+            "decision": self.decision.as_str(),
+            "comment": self.comment,
+            "at": self.at,
+        }))
     }
 }
 
@@ -174,10 +316,423 @@ impl Subject {
         })
     }
 
+    /// The subject as stored: secrets in arguments and the environment redacted (the digest
+    /// is taken before, on the original).
+    pub fn redacted(&self) -> Subject {
+        let mut args = self.args.clone();
+        for (k, v) in &mut args {
+            if crate::redact::is_secret_key(k) {
+                *v = crate::redact::REDACTED.to_string();
+            } else {
+                *v = crate::redact::redact_text(v).into_owned();
+            }
+        }
+        Subject {
+            operation: self.operation.clone(),
+            target: self.target.clone(),
+            environment: self
+                .environment
+                .as_deref()
+                .map(|e| crate::redact::redact_text(e).into_owned()),
+            args,
+        }
+    }
+
+    /// Whether something in the subject was redacted when it was stored.
+    pub fn is_redacted(&self) -> bool {
+        let marked = |s: &str| s.contains(crate::redact::REDACTED);
+        self.args.values().any(|v| marked(v)) || self.environment.as_deref().is_some_and(marked)
+    }
+
     /// `sha256:` and the hex digest of the canonical subject.
     pub fn digest(&self) -> String {
         crate::canonical::digest(&self.canonical_value())
     }
+}
+
+/// Everything a derivation trusts: the keys, the groups, and the uses recorded in the audit
+/// trail. Loaded once per command.
+#[derive(Debug, Default)]
+pub struct Trust {
+    pub signers: AllowedSigners,
+    pub groups: Groups,
+    /// Request ids the audit trail records as consumed (intent entries included: a use that
+    /// may have happened counts as one).
+    pub consumed: BTreeSet<String>,
+}
+
+impl Trust {
+    /// Reads `allowed_signers` and `groups.yaml` in `approvals_dir`, and the consumption entries
+    /// of the audit log at `audit_log` (when given).
+    pub fn load(approvals_dir: &Path, audit_log: Option<&Path>) -> Result<Trust> {
+        let signers = AllowedSigners::load(&approvals_dir.join("allowed_signers"))?;
+        let groups = Groups::load(&approvals_dir.join("groups.yaml"))?;
+        let mut consumed = BTreeSet::new();
+        if let Some(log) = audit_log {
+            if log.symlink_metadata().is_ok() {
+                crate::audit::AuditLog::new(log).for_each_entry(|_, entry| {
+                    if entry.get("operation").and_then(Value::as_str) == Some(CONSUMED_OPERATION) {
+                        let id = entry
+                            .pointer("/details/id")
+                            .or_else(|| entry.pointer("/details/change/id"))
+                            .and_then(Value::as_str);
+                        if let Some(id) = id {
+                            consumed.insert(id.to_string());
+                        }
+                    }
+                })?;
+            }
+        }
+        Ok(Trust {
+            signers,
+            groups,
+            consumed,
+        })
+    }
+}
+
+/// An approval that counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Counted {
+    pub principal: String,
+    /// The key's fingerprint; `None` for an unsigned request.
+    pub key: Option<String>,
+    pub at: String,
+}
+
+/// A decision that does not count, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ignored {
+    pub index: usize,
+    pub by: String,
+    pub reason: String,
+}
+
+/// A request's state as its evidence shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Derived {
+    pub status: Status,
+    /// The request carries no signatures (dev mode or a version 1 file).
+    pub unsigned: bool,
+    /// The approvals that count, in order.
+    pub approvals: Vec<Counted>,
+    /// When the quorum was reached.
+    pub quorum_at: Option<String>,
+    /// Until when the approval is usable (quorum plus `valid_for`).
+    pub valid_until: Option<String>,
+    /// Why the request itself does not hold (non-empty only when `invalid`).
+    pub problems: Vec<String>,
+    /// Decisions that do not count.
+    pub ignored: Vec<Ignored>,
+    /// The file's `status` says something its evidence does not.
+    pub cache_disagrees: bool,
+}
+
+impl Derived {
+    fn invalid(unsigned: bool, problem: String) -> Derived {
+        Derived {
+            status: Status::Invalid,
+            unsigned,
+            approvals: Vec::new(),
+            quorum_at: None,
+            valid_until: None,
+            problems: vec![problem],
+            ignored: Vec::new(),
+            cache_disagrees: true,
+        }
+    }
+
+    /// Distinct principals whose approvals count.
+    pub fn approvers(&self) -> Vec<&str> {
+        self.approvals
+            .iter()
+            .map(|c| c.principal.as_str())
+            .collect()
+    }
+
+    /// The moment the approval stops being usable, with `cap` (a rule's `valid_for`) applied.
+    pub fn usable_until(&self, cap: Option<std::time::Duration>) -> Option<jiff::Timestamp> {
+        let quorum = crate::time::parse_timestamp(self.quorum_at.as_deref()?).ok()?;
+        let until = crate::time::parse_timestamp(self.valid_until.as_deref()?).ok()?;
+        match cap.and_then(|c| jiff::SignedDuration::try_from(c).ok()) {
+            Some(c) => Some(until.min(quorum.checked_add(c).unwrap_or(until))),
+            None => Some(until),
+        }
+    }
+}
+
+fn parse_time(what: &str, text: &str) -> std::result::Result<jiff::Timestamp, String> {
+    crate::time::parse_timestamp(text).map_err(|e| format!("`{what}` {text:?}: {e}"))
+}
+
+impl ApprovalRequest {
+    /// Derives the state from the evidence, as of `now`. Never reads `status` except to say
+    /// whether it disagrees.
+    pub fn derive(&self, trust: &Trust, now: jiff::Timestamp) -> Derived {
+        let unsigned = !self.signed;
+        let mut d = match self.derive_inner(trust, now, unsigned) {
+            Ok(d) => d,
+            Err(problem) => Derived::invalid(unsigned, problem),
+        };
+        d.cache_disagrees = cache_disagrees(self.status, d.status);
+        d
+    }
+
+    fn derive_inner(
+        &self,
+        trust: &Trust,
+        now: jiff::Timestamp,
+        unsigned: bool,
+    ) -> std::result::Result<Derived, String> {
+        let requester =
+            principal::normalise(&self.requested_by).map_err(|e| format!("requester: {e}"))?;
+        // The request's own signature: the requester asked for exactly this.
+        let requester_key = if unsigned {
+            None
+        } else {
+            let sig = self
+                .signature
+                .as_deref()
+                .ok_or("the request is marked signed but carries no signature")?;
+            let signer = trust
+                .signers
+                .verify(&self.statement(), sig, sshsig::NAMESPACE, &requester, now)
+                .map_err(|e| format!("the request's signature does not hold: {e}"))?;
+            Some(signer.fingerprint)
+        };
+        let requested_at = parse_time("requested_at", &self.requested_at)?;
+        let expires_at = parse_time("expires_at", &self.expires_at)?;
+        let valid_for = self.valid_for()?;
+        let valid_for = jiff::SignedDuration::try_from(valid_for)
+            .map_err(|_| "`valid_for` is too long".to_string())?;
+        if self.required == 0 {
+            return Err("`required` is 0".into());
+        }
+        if let Some(subject) = &self.subject {
+            // A subject stored with its secrets redacted cannot reproduce the digest; the
+            // signed `subject_digest` is the binding either way.
+            if subject.digest() != self.subject_digest && !subject.is_redacted() {
+                return Err("`subject_digest` is not the digest of `subject`".into());
+            }
+        }
+        let members = trust
+            .groups
+            .members(&self.approvers)
+            .ok_or_else(|| format!("the approver group `{}` is not defined", self.approvers))?;
+        let mut counted: Vec<Counted> = Vec::new();
+        let mut ignored = Vec::new();
+        let mut revoked: BTreeSet<String> = BTreeSet::new();
+        let mut rejected = false;
+        let mut cancelled = false;
+        let mut quorum_at: Option<jiff::Timestamp> = None;
+        for (index, dec) in self.decisions.iter().enumerate() {
+            let mut ignore = |reason: String| {
+                ignored.push(Ignored {
+                    index,
+                    by: dec.by.clone(),
+                    reason,
+                })
+            };
+            let who = match principal::normalise(&dec.by) {
+                Ok(p) => p,
+                Err(e) => {
+                    ignore(e.to_string());
+                    continue;
+                }
+            };
+            let key = if unsigned {
+                None
+            } else {
+                let Some(sig) = dec.signature.as_deref() else {
+                    ignore("unsigned decision on a signed request".into());
+                    continue;
+                };
+                match trust
+                    .signers
+                    .verify(&dec.statement(self), sig, sshsig::NAMESPACE, &who, now)
+                {
+                    Ok(s) => Some(s.fingerprint),
+                    Err(e) => {
+                        ignore(format!("signature does not hold: {e}"));
+                        continue;
+                    }
+                }
+            };
+            let at = match parse_time("at", &dec.at) {
+                Ok(t) => t,
+                Err(e) => {
+                    ignore(e);
+                    continue;
+                }
+            };
+            if at < requested_at || at > now + CLOCK_SKEW {
+                ignore(format!(
+                    "made at {} outside the request's life ({} to now)",
+                    dec.at, self.requested_at
+                ));
+                continue;
+            }
+            if cancelled || rejected {
+                ignore("after the request was closed".into());
+                continue;
+            }
+            let is_requester =
+                who == requester || (key.is_some() && key.as_deref() == requester_key.as_deref());
+            match dec.decision {
+                Verdict::Cancel => {
+                    if who != requester {
+                        ignore("only the requester may cancel".into());
+                    } else if quorum_at.is_some() {
+                        ignore("cancelled after approval".into());
+                    } else {
+                        cancelled = true;
+                    }
+                    continue;
+                }
+                Verdict::Approve | Verdict::Reject | Verdict::Revoke => {}
+            }
+            if is_requester {
+                ignore("the requester may not decide their own request".into());
+                continue;
+            }
+            if !members.iter().any(|m| *m == who) {
+                ignore(format!("not a member of `{}`", self.approvers));
+                continue;
+            }
+            if at > expires_at && quorum_at.is_none() {
+                ignore(format!(
+                    "made after the request expired at {}",
+                    self.expires_at
+                ));
+                continue;
+            }
+            match dec.decision {
+                Verdict::Reject => rejected = true,
+                Verdict::Revoke => {
+                    if self.consumed.is_some() || trust.consumed.contains(&self.id) {
+                        ignore("revoked after the approval was used".into());
+                        continue;
+                    }
+                    if let Some(i) = counted.iter().position(|c| c.principal == who) {
+                        counted.remove(i);
+                        revoked.insert(who);
+                        if (counted.len() as u32) < self.required {
+                            quorum_at = None;
+                        }
+                    } else {
+                        ignore("nothing of theirs to revoke".into());
+                    }
+                }
+                Verdict::Approve => {
+                    if revoked.contains(&who) {
+                        ignore("revoked earlier".into());
+                    } else if counted.iter().any(|c| c.principal == who) {
+                        ignore("already approved".into());
+                    } else if key.is_some() && counted.iter().any(|c| c.key == key) {
+                        ignore("a key that already approved, under another principal".into());
+                    } else {
+                        counted.push(Counted {
+                            principal: who,
+                            key,
+                            at: dec.at.clone(),
+                        });
+                        if quorum_at.is_none() && counted.len() as u32 >= self.required {
+                            quorum_at = Some(at);
+                        }
+                    }
+                }
+                Verdict::Cancel => {}
+            }
+        }
+        let valid_until = quorum_at.and_then(|q| q.checked_add(valid_for).ok());
+        let consumed = self.consumed.is_some() || trust.consumed.contains(&self.id);
+        let status = if cancelled {
+            Status::Cancelled
+        } else if rejected {
+            Status::Rejected
+        } else if let Some(until) = valid_until {
+            if consumed {
+                Status::Consumed
+            } else if now >= until {
+                Status::Expired
+            } else {
+                Status::Approved
+            }
+        } else if quorum_at.is_some() {
+            // A quorum whose validity overflows the calendar: fail closed.
+            Status::Expired
+        } else if now >= expires_at {
+            Status::Expired
+        } else {
+            Status::Pending
+        };
+        Ok(Derived {
+            status,
+            unsigned,
+            approvals: counted,
+            quorum_at: quorum_at.map(crate::time::format),
+            valid_until: valid_until.map(crate::time::format),
+            problems: Vec::new(),
+            ignored,
+            cache_disagrees: false,
+        })
+    }
+}
+
+/// Whether a cached status claims something the derived one does not. Time moves a request
+/// on (pending or approved to expired) without anyone rewriting its cache, so those are not
+/// disagreements.
+fn cache_disagrees(cache: Status, derived: Status) -> bool {
+    if cache == derived {
+        return false;
+    }
+    !matches!(
+        (cache, derived),
+        (Status::Pending, Status::Expired)
+            | (Status::Approved, Status::Expired)
+            | (Status::Approved, Status::Consumed)
+    )
+}
+
+/// Derives many requests, on every core (a listing of 10,000 signed requests is mostly
+/// signature checks).
+pub fn derive_all(
+    requests: &[ApprovalRequest],
+    trust: &Trust,
+    now: jiff::Timestamp,
+) -> Vec<Derived> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if threads <= 1 || requests.len() < 64 {
+        return requests.iter().map(|r| r.derive(trust, now)).collect();
+    }
+    let chunk = requests.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = requests
+            .chunks(chunk)
+            .map(|part| {
+                let h = s.spawn(move || {
+                    part.iter()
+                        .map(|r| r.derive(trust, now))
+                        .collect::<Vec<_>>()
+                });
+                (part, h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(part, h)| {
+                // A worker that died proves nothing: its requests count as invalid.
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|r| Derived::invalid(!r.signed, "could not be checked".into()))
+                        .collect()
+                })
+            })
+            .collect()
+    })
 }
 
 /// What a caller asks for; the store fills id, requester, times and status.
@@ -187,21 +742,26 @@ pub struct NewRequest {
     pub skill: Option<String>,
     pub reason: String,
     pub context: Value,
-    pub subject_digest: String,
+    pub subject: Subject,
     pub approvers: String,
     pub required: u32,
-    pub ttl: std::time::Duration,
+    pub expires_at: jiff::Timestamp,
+    /// `24h`-style; `None` is [`DEFAULT_VALID_FOR`].
+    pub valid_for: Option<String>,
+    /// False only in dev mode (`--unsigned`).
+    pub signed: bool,
 }
 
-/// Why a decision was refused. The request is unchanged, except `Expired`, which records
-/// the expiry it discovered.
+/// Why a request or a decision was refused. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum DecideError {
-    #[error("`{by}` requested `{id}` and may not approve it; another member of `{group}` must")]
+    #[error("`{by}` requested `{id}` and may not decide it{how}; another member of `{group}` must")]
     SelfApproval {
         id: String,
         by: String,
         group: String,
+        /// Empty, or " (the same key signed the request)".
+        how: String,
     },
     #[error("`{by}` is not a member of the approver group `{group}` of `{id}`")]
     NotInGroup {
@@ -209,29 +769,61 @@ pub enum DecideError {
         by: String,
         group: String,
     },
-    #[error("`{id}` is already {status}; decisions are closed")]
+    #[error("`{id}` is {status}; decisions are closed")]
     Closed { id: String, status: Status },
     #[error("`{id}` expired at {expires_at}; request it again")]
     Expired { id: String, expires_at: String },
-    #[error("`{by}` already decided `{id}` ({previous:?}); a decision cannot be changed")]
+    #[error(
+        "`{by}` already decided `{id}` ({previous}); a decision cannot be changed (an approver may `revoke` an approval before it is used)"
+    )]
     Conflicting {
         id: String,
         by: String,
-        previous: Verdict,
+        previous: &'static str,
     },
     #[error("only the requester `{requested_by}` may cancel `{id}`")]
     NotRequester { id: String, requested_by: String },
+    #[error("`{by}` has no approval of `{id}` to revoke")]
+    NothingToRevoke { id: String, by: String },
+    #[error("the signature of `{by}` does not hold: {reason}")]
+    BadSignature { by: String, reason: String },
+    #[error("`{id}` cannot be decided: its own evidence does not hold ({reason})")]
+    InvalidRequest { id: String, reason: String },
+    #[error("`{id}` changed while this decision was being signed; run the command again")]
+    Changed { id: String },
+    #[error("cannot request approval: {0}")]
+    Unmeetable(String),
     #[error(transparent)]
     Store(#[from] Error),
 }
 
 impl DecideError {
-    /// Refusals because of the request's state are findings (1); bad use or I/O is 2.
+    /// Refusals because of the request's state are findings (1); bad use, a forged or
+    /// mismatched identity and I/O are 2.
     pub fn exit_status(&self) -> crate::ExitStatus {
         match self {
             DecideError::Closed { .. } | DecideError::Expired { .. } => crate::ExitStatus::Failure,
             _ => crate::ExitStatus::Error,
         }
+    }
+
+    /// The short kind recorded with an `approval.refused` event (`self_approval`, ...); `None`
+    /// for errors that are not refusals (I/O).
+    pub fn refusal_kind(&self) -> Option<&'static str> {
+        Some(match self {
+            DecideError::SelfApproval { .. } => "self_approval",
+            DecideError::NotInGroup { .. } => "not_in_group",
+            DecideError::Closed { .. } => "closed",
+            DecideError::Expired { .. } => "expired",
+            DecideError::Conflicting { .. } => "conflicting",
+            DecideError::NotRequester { .. } => "not_requester",
+            DecideError::NothingToRevoke { .. } => "nothing_to_revoke",
+            DecideError::BadSignature { .. } => "bad_signature",
+            DecideError::InvalidRequest { .. } => "invalid_request",
+            DecideError::Changed { .. } => return None,
+            DecideError::Unmeetable(_) => "unmeetable",
+            DecideError::Store(_) => return None,
+        })
     }
 }
 
@@ -239,15 +831,26 @@ impl DecideError {
 #[derive(Clone, Debug)]
 pub struct Decided {
     pub request: ApprovalRequest,
+    /// The state after the decision.
+    pub derived: Derived,
     /// Whether anything was written (false for a repeated identical decision).
     pub changed: bool,
-    /// The status before this decision.
+    /// The state before this decision.
     pub before: Status,
+}
+
+/// One approver group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Group {
+    /// Normalised principals ([`principal::normalise`]), distinct.
+    pub members: Vec<String>,
+    /// Where the group is told about requests: `{slack: [URL], webhooks: [URL], email: [ADDR]}`.
+    pub notify: Option<Value>,
 }
 
 /// Members of approver groups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Groups(pub BTreeMap<String, Vec<String>>);
+pub struct Groups(pub BTreeMap<String, Group>);
 
 impl Groups {
     /// Reads `groups.yaml`; a missing file means no groups are defined.
@@ -265,35 +868,87 @@ impl Groups {
             ));
         };
         let mut out = BTreeMap::new();
-        for (name, members) in groups {
+        for (name, spec) in groups {
             let ptr = format!("/groups/{}", crate::source::escape_pointer(name));
-            let Some(list) = members.as_array() else {
-                return Err(Error::invalid(
-                    &doc.source,
-                    doc.pos(&ptr),
-                    format!("group `{name}` must be a list of members"),
-                ));
-            };
-            let mut v = Vec::new();
-            for (i, m) in list.iter().enumerate() {
-                match m.as_str() {
-                    Some(s) if !s.trim().is_empty() => v.push(s.trim().to_string()),
-                    _ => {
+            let (list, list_ptr, notify) = match spec {
+                Value::Array(list) => (list, ptr.clone(), None),
+                Value::Object(map) => {
+                    if let Some(k) = map
+                        .keys()
+                        .find(|k| !["members", "notify"].contains(&k.as_str()))
+                    {
                         return Err(Error::invalid(
                             &doc.source,
-                            doc.pos(&format!("{ptr}/{i}")),
-                            format!("member {i} of group `{name}` must be a non-empty string"),
+                            doc.pos(&format!("{ptr}/{}", crate::source::escape_pointer(k))),
+                            format!(
+                                "group `{name}` has an unknown key `{k}`; expected `members` and `notify`"
+                            ),
                         ));
                     }
+                    let Some(list) = map.get("members").and_then(Value::as_array) else {
+                        return Err(Error::invalid(
+                            &doc.source,
+                            doc.pos(&ptr),
+                            format!("group `{name}` needs `members:`, a list of principals"),
+                        ));
+                    };
+                    let notify = map.get("notify").cloned();
+                    if let Some(n) = &notify {
+                        if !n.is_object() {
+                            return Err(Error::invalid(
+                                &doc.source,
+                                doc.pos(&format!("{ptr}/notify")),
+                                format!(
+                                    "`notify` of group `{name}` must be a mapping `{{slack: [URL], webhooks: [URL], email: [ADDRESS]}}`"
+                                ),
+                            ));
+                        }
+                    }
+                    (list, format!("{ptr}/members"), notify)
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        &doc.source,
+                        doc.pos(&ptr),
+                        format!(
+                            "group `{name}` must be a list of members, or a mapping with `members:`"
+                        ),
+                    ));
+                }
+            };
+            let mut members: Vec<String> = Vec::new();
+            for (i, m) in list.iter().enumerate() {
+                let at = doc.pos(&format!("{list_ptr}/{i}"));
+                let Some(s) = m.as_str() else {
+                    return Err(Error::invalid(
+                        &doc.source,
+                        at,
+                        format!("member {i} of group `{name}` must be a string"),
+                    ));
+                };
+                let p = principal::normalise(s).map_err(|e| {
+                    Error::invalid(
+                        &doc.source,
+                        at,
+                        format!("member {i} of group `{name}`: {e}"),
+                    )
+                })?;
+                if !members.contains(&p) {
+                    members.push(p);
                 }
             }
-            out.insert(name.clone(), v);
+            out.insert(name.clone(), Group { members, notify });
         }
         Ok(Groups(out))
     }
 
+    /// The normalised members of a group.
     pub fn members(&self, group: &str) -> Option<&[String]> {
-        self.0.get(group).map(Vec::as_slice)
+        self.0.get(group).map(|g| g.members.as_slice())
+    }
+
+    pub fn group(&self, group: &str) -> Option<&Group> {
+        self.0.get(group)
     }
 }
 
@@ -314,61 +969,116 @@ impl ApprovalStore {
         Groups::load(&self.dir.join("groups.yaml"))
     }
 
+    /// Keys, groups and (with `audit_log`) recorded uses.
+    pub fn trust(&self, audit_log: Option<&Path>) -> Result<Trust> {
+        Trust::load(&self.dir, audit_log)
+    }
+
     fn path(&self, id: &str) -> Result<PathBuf> {
         check_safe_name("approval id", id)?;
         Ok(self.dir.join(format!("{id}.json")))
     }
 
-    /// Creates a pending request; its id is `apr-<uuid v7>`. `intent` is called with the request
-    /// just before it is written (the recorder's intent entry); an error there writes nothing.
-    pub fn request(
+    /// A new pending request by `requester` (already normalised), to be signed over
+    /// [`ApprovalRequest::statement`] and then [`Self::create`]d. Refuses a request that can
+    /// never be met: an unknown group, more approvals than the group has members other than
+    /// the requester, an expiry that is not in the future.
+    pub fn draft(
         &self,
         new: NewRequest,
-        requested_by: &str,
+        requester: &str,
+        trust: &Trust,
         now: jiff::Timestamp,
-        intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
-    ) -> Result<ApprovalRequest> {
+    ) -> std::result::Result<ApprovalRequest, DecideError> {
         if new.required == 0 {
-            return Err(Error::InvalidArgument {
-                what: "required approvals",
-                value: "0".into(),
-                reason: "at least one approval is required".into(),
-            });
-        }
-        if !new.subject_digest.starts_with("sha256:") || new.subject_digest.len() != 71 {
-            return Err(Error::InvalidArgument {
-                what: "subject digest",
-                value: new.subject_digest.clone(),
-                reason: "must be `sha256:` and 64 hex digits".into(),
-            });
+            return Err(DecideError::Unmeetable(
+                "`--required` must be at least 1".into(),
+            ));
         }
         check_safe_name("approver group", &new.approvers)?;
-        let expires = now
-            .checked_add(
-                jiff::SignedDuration::try_from(new.ttl).unwrap_or(jiff::SignedDuration::MAX),
-            )
-            .map_err(|_| Error::InvalidArgument {
-                what: "expiry",
-                value: format!("{:?}", new.ttl),
-                reason: "too far in the future".into(),
-            })?;
-        let req = ApprovalRequest {
+        let Some(members) = trust.groups.members(&new.approvers) else {
+            return Err(DecideError::Unmeetable(format!(
+                "the approver group `{}` is not defined in `{}`; add it under `groups:` (defined: {})",
+                new.approvers,
+                self.dir.join("groups.yaml").display(),
+                if trust.groups.0.is_empty() {
+                    "none".to_string()
+                } else {
+                    trust
+                        .groups
+                        .0
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )));
+        };
+        let others = members.iter().filter(|m| *m != requester).count();
+        if new.required as usize > others {
+            return Err(DecideError::Unmeetable(format!(
+                "`--required {}` approvals from `{}`, which has {} member(s) other than the requester `{requester}`; lower `--required` or add members",
+                new.required, new.approvers, others
+            )));
+        }
+        if new.expires_at <= now {
+            return Err(DecideError::Unmeetable(format!(
+                "the expiry {} is not in the future",
+                crate::time::format(new.expires_at)
+            )));
+        }
+        if let Some(v) = &new.valid_for {
+            crate::time::parse_duration(v)
+                .map_err(|e| DecideError::Unmeetable(format!("`--valid-for {v}`: {e}")))?;
+        }
+        let subject_digest = new.subject.digest();
+        Ok(ApprovalRequest {
             schema_version: APPROVAL_SCHEMA_VERSION,
             id: format!("apr-{}", uuid::Uuid::now_v7().simple()),
             operation: new.operation,
             skill: new.skill,
-            requested_by: requested_by.to_string(),
+            requested_by: requester.to_string(),
             requested_at: crate::time::format(now),
-            // Stored redacted; `subject_digest` was computed by the caller on the original subject.
+            // Stored redacted; `subject_digest` was computed on the original subject.
             reason: crate::redact::redact_text(&new.reason).into_owned(),
             context: crate::redact::redacted(&new.context),
-            subject_digest: new.subject_digest,
+            subject: Some(new.subject.redacted()),
+            subject_digest,
             approvers: new.approvers,
             required: new.required,
-            expires_at: crate::time::format(expires),
+            expires_at: crate::time::format(new.expires_at),
+            valid_for: new.valid_for,
+            signed: new.signed,
+            key: None,
+            signature: None,
             status: Status::Pending,
             decisions: Vec::new(),
-        };
+            consumed: None,
+        })
+    }
+
+    /// Writes a drafted (and, unless unsigned, signed) request. Its signature must hold for
+    /// its requester. `intent` is called just before the write (the recorder's intent entry);
+    /// an error there writes nothing.
+    pub fn create(
+        &self,
+        req: ApprovalRequest,
+        trust: &Trust,
+        now: jiff::Timestamp,
+        intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
+    ) -> std::result::Result<ApprovalRequest, DecideError> {
+        let d = req.derive(trust, now);
+        if d.status == Status::Invalid {
+            let reason = d.problems.join("; ");
+            return Err(if req.signature.is_some() {
+                DecideError::BadSignature {
+                    by: req.requested_by.clone(),
+                    reason,
+                }
+            } else {
+                DecideError::InvalidRequest { id: req.id, reason }
+            });
+        }
         let path = self.path(&req.id)?;
         let _lock = fsx::LockGuard::exclusive(&path)?;
         intent(&req)?;
@@ -427,180 +1137,285 @@ impl ApprovalStore {
         Ok(out)
     }
 
-    /// An approved request for this exact subject, if one exists and has not expired.
-    /// `operation` narrows the match when given.
+    /// Requests for this exact subject digest (and, when given, one of these operations),
+    /// each with its derived state, oldest first.
+    pub fn for_subject(
+        &self,
+        subject_digest: &str,
+        operations: Option<&[&str]>,
+        trust: &Trust,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<(ApprovalRequest, Derived)>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|r| {
+                r.subject_digest == subject_digest
+                    && operations.is_none_or(|ops| ops.contains(&r.operation.as_str()))
+            })
+            .map(|r| {
+                let d = r.derive(trust, now);
+                (r, d)
+            })
+            .collect())
+    }
+
+    /// A signed request for this subject whose evidence shows it approved now.
     pub fn find_approved(
         &self,
         subject_digest: &str,
-        operation: Option<&str>,
+        operations: Option<&[&str]>,
+        trust: &Trust,
         now: jiff::Timestamp,
-    ) -> Result<Option<ApprovalRequest>> {
-        self.find(Status::Approved, subject_digest, operation, now)
+    ) -> Result<Option<(ApprovalRequest, Derived)>> {
+        Ok(self
+            .for_subject(subject_digest, operations, trust, now)?
+            .into_iter()
+            .find(|(_, d)| d.status == Status::Approved && !d.unsigned))
     }
 
-    /// A pending request for this exact subject, if any (so callers do not request twice).
-    pub fn find_pending(
-        &self,
-        subject_digest: &str,
-        operation: Option<&str>,
-        now: jiff::Timestamp,
-    ) -> Result<Option<ApprovalRequest>> {
-        self.find(Status::Pending, subject_digest, operation, now)
-    }
-
-    fn find(
-        &self,
-        status: Status,
-        subject_digest: &str,
-        operation: Option<&str>,
-        now: jiff::Timestamp,
-    ) -> Result<Option<ApprovalRequest>> {
-        Ok(self.list()?.into_iter().find(|r| {
-            r.subject_digest == subject_digest
-                && r.effective_status(now) == status
-                && operation.is_none_or(|op| r.operation == op)
-        }))
-    }
-
-    /// Records a decision by `by`, under the request's lock. `intent` is called with the request
-    /// as it is about to be written (after every check passed, before the write, still under
-    /// the lock); an error there writes nothing.
-    #[allow(clippy::too_many_arguments)]
-    pub fn decide(
+    /// The request and an unsigned decision by `by` (normalised), to be signed over
+    /// [`Decision::statement`] and passed to [`Self::decide`]. Nothing is locked: signing
+    /// may wait for a person.
+    pub fn prepare(
         &self,
         id: &str,
         by: &str,
         verdict: Verdict,
         comment: Option<String>,
-        groups: &Groups,
         now: jiff::Timestamp,
-        intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
-    ) -> std::result::Result<Decided, DecideError> {
-        let path = self.path(id)?;
-        let _lock = fsx::LockGuard::exclusive(&path)?;
-        let mut req = read_request(&path)?;
-        let before = req.status;
-        // Idempotent: the same person deciding the same way again changes nothing.
-        if let Some(prev) = req.decisions.iter().find(|d| d.by == by) {
-            if prev.decision == verdict {
-                return Ok(Decided {
-                    request: req,
-                    changed: false,
-                    before,
-                });
-            }
-            return Err(DecideError::Conflicting {
-                id: id.into(),
-                by: by.into(),
-                previous: prev.decision,
-            });
-        }
-        match req.effective_status(now) {
-            Status::Pending => {}
-            Status::Expired => {
-                if req.status == Status::Pending {
-                    req.status = Status::Expired;
-                    intent(&req)?;
-                    self.write(&path, &req)?;
-                }
-                return Err(DecideError::Expired {
-                    id: id.into(),
-                    expires_at: req.expires_at,
-                });
-            }
-            status => {
-                return Err(DecideError::Closed {
-                    id: id.into(),
-                    status,
-                });
-            }
-        }
-        if by == req.requested_by && verdict == Verdict::Approve {
-            return Err(DecideError::SelfApproval {
-                id: id.into(),
-                by: by.into(),
-                group: req.approvers,
-            });
-        }
-        let members = groups.members(&req.approvers).ok_or_else(|| {
-            DecideError::Store(Error::InvalidArgument {
-                what: "approver group",
-                value: req.approvers.clone(),
-                reason: format!(
-                    "is not defined in `{}`; add it under `groups:`",
-                    self.dir.join("groups.yaml").display()
-                ),
-            })
-        })?;
-        if !members.iter().any(|m| m == by) {
-            return Err(DecideError::NotInGroup {
-                id: id.into(),
-                by: by.into(),
-                group: req.approvers,
-            });
-        }
-        req.decisions.push(Decision {
+    ) -> Result<(ApprovalRequest, Decision)> {
+        let req = self.load(id)?;
+        let decision = Decision {
             by: by.to_string(),
             decision: verdict,
             comment: comment.map(|c| crate::redact::redact_text(&c).into_owned()),
             at: crate::time::format(now),
-        });
-        req.status = match verdict {
-            Verdict::Reject => Status::Rejected,
-            Verdict::Approve if req.approvals().len() as u32 >= req.required => Status::Approved,
-            Verdict::Approve => Status::Pending,
+            key: None,
+            signature: None,
         };
-        intent(&req)?;
-        self.write(&path, &req)?;
-        Ok(Decided {
-            request: req,
-            changed: true,
-            before,
-        })
+        Ok((req, decision))
     }
 
-    /// Cancels a pending request; only its requester may. `intent` as for [`Self::decide`].
-    pub fn cancel(
+    /// Appends a (signed) decision, under the request's lock, after every check: the request
+    /// is the one that was signed over, its evidence holds, the signature holds for the
+    /// decider, who is a member, not the requester (by name or by key), and the request is
+    /// open. A repeated identical decision changes nothing. `intent` as for [`Self::create`].
+    pub fn decide(
         &self,
         id: &str,
-        by: &str,
+        decision: Decision,
+        signed_over: &str,
+        trust: &Trust,
         now: jiff::Timestamp,
         intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
     ) -> std::result::Result<Decided, DecideError> {
         let path = self.path(id)?;
         let _lock = fsx::LockGuard::exclusive(&path)?;
         let mut req = read_request(&path)?;
-        let before = req.status;
-        if req.requested_by != by {
-            return Err(DecideError::NotRequester {
+        if req.statement_digest() != signed_over {
+            return Err(DecideError::Changed { id: id.into() });
+        }
+        let before = req.derive(trust, now);
+        if before.status == Status::Invalid {
+            return Err(DecideError::InvalidRequest {
                 id: id.into(),
-                requested_by: req.requested_by,
+                reason: before.problems.join("; "),
             });
         }
-        match req.effective_status(now) {
-            Status::Pending => {}
-            Status::Cancelled => {
-                return Ok(Decided {
-                    request: req,
-                    changed: false,
-                    before,
+        let who = principal::normalise(&decision.by).map_err(|e| DecideError::BadSignature {
+            by: decision.by.clone(),
+            reason: e.to_string(),
+        })?;
+        let key = if req.signed {
+            let sig = decision
+                .signature
+                .as_deref()
+                .ok_or_else(|| DecideError::BadSignature {
+                    by: who.clone(),
+                    reason: "the request is signed, so its decisions must be (pass `--key`)".into(),
+                })?;
+            let signer = trust
+                .signers
+                .verify(&decision.statement(&req), sig, sshsig::NAMESPACE, &who, now)
+                .map_err(|e| DecideError::BadSignature {
+                    by: who.clone(),
+                    reason: e.to_string(),
+                })?;
+            Some(signer.fingerprint)
+        } else {
+            None
+        };
+        let requester = principal::normalise(&req.requested_by).unwrap_or_default();
+        let group = req.approvers.clone();
+        // Idempotent: the same person making the same decision again changes nothing.
+        // Only decisions that count are theirs: one that was ignored (a bad signature, say)
+        // does not stop a good one.
+        let ignored: BTreeSet<usize> = before.ignored.iter().map(|i| i.index).collect();
+        let previous = req
+            .decisions
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                !ignored.contains(i) && principal::normalise(&d.by).is_ok_and(|p| p == who)
+            })
+            .map(|(_, d)| d.decision)
+            .collect::<Vec<_>>();
+        if previous.contains(&Verdict::Revoke) && decision.decision != Verdict::Revoke {
+            return Err(DecideError::Conflicting {
+                id: id.into(),
+                by: who,
+                previous: Verdict::Revoke.as_str(),
+            });
+        }
+        if previous.contains(&decision.decision) {
+            return Ok(Decided {
+                request: req,
+                derived: before.clone(),
+                changed: false,
+                before: before.status,
+            });
+        }
+        let closed = |status: Status| match status {
+            Status::Expired => DecideError::Expired {
+                id: id.into(),
+                expires_at: req.expires_at.clone(),
+            },
+            status => DecideError::Closed {
+                id: id.into(),
+                status,
+            },
+        };
+        if decision.decision == Verdict::Cancel {
+            if who != requester {
+                return Err(DecideError::NotRequester {
+                    id: id.into(),
+                    requested_by: req.requested_by.clone(),
                 });
             }
-            status => {
-                return Err(DecideError::Closed {
+            if before.status != Status::Pending {
+                return Err(closed(before.status));
+            }
+        } else {
+            let by_key = key.is_some() && key == req_key(&req, trust, now);
+            if who == requester || by_key {
+                return Err(DecideError::SelfApproval {
                     id: id.into(),
-                    status,
+                    by: who,
+                    group,
+                    how: if by_key {
+                        " (the same key signed the request)".into()
+                    } else {
+                        String::new()
+                    },
                 });
+            }
+            if !trust
+                .groups
+                .members(&req.approvers)
+                .is_some_and(|m| m.contains(&who))
+            {
+                return Err(DecideError::NotInGroup {
+                    id: id.into(),
+                    by: who,
+                    group,
+                });
+            }
+            match decision.decision {
+                Verdict::Approve | Verdict::Reject => {
+                    if !matches!(before.status, Status::Pending | Status::Approved) {
+                        return Err(closed(before.status));
+                    }
+                    if let Some(p) = previous.iter().find(|p| **p != Verdict::Cancel) {
+                        return Err(DecideError::Conflicting {
+                            id: id.into(),
+                            by: who,
+                            previous: p.as_str(),
+                        });
+                    }
+                }
+                Verdict::Revoke => {
+                    if !matches!(before.status, Status::Pending | Status::Approved) {
+                        return Err(closed(before.status));
+                    }
+                    if !before.approvals.iter().any(|c| c.principal == who) {
+                        return Err(DecideError::NothingToRevoke {
+                            id: id.into(),
+                            by: who,
+                        });
+                    }
+                }
+                Verdict::Cancel => {}
             }
         }
-        req.status = Status::Cancelled;
+        let mut decision = decision;
+        decision.key = key;
+        req.decisions.push(decision);
+        let mut after = req.derive(trust, now);
+        req.status = cacheable(after.status);
+        // The cache is written from this very derivation.
+        after.cache_disagrees = false;
         intent(&req)?;
         self.write(&path, &req)?;
         Ok(Decided {
             request: req,
+            derived: after,
             changed: true,
-            before,
+            before: before.status,
         })
+    }
+
+    /// Spends a single-use approval: under the lock, the request must be approved now; its
+    /// `consumed` is set. `intent` as for [`Self::create`] (the `approval.consumed` entry: the
+    /// audit trail keeps the use even if the file is rewritten).
+    pub fn consume(
+        &self,
+        id: &str,
+        consumption: Consumption,
+        trust: &Trust,
+        now: jiff::Timestamp,
+        intent: impl FnOnce(&ApprovalRequest) -> Result<()>,
+    ) -> std::result::Result<ApprovalRequest, DecideError> {
+        let path = self.path(id)?;
+        let _lock = fsx::LockGuard::exclusive(&path)?;
+        let mut req = read_request(&path)?;
+        let d = req.derive(trust, now);
+        if d.status != Status::Approved {
+            return Err(DecideError::Closed {
+                id: id.into(),
+                status: d.status,
+            });
+        }
+        req.consumed = Some(consumption);
+        req.status = Status::Consumed;
+        intent(&req)?;
+        self.write(&path, &req)?;
+        Ok(req)
+    }
+}
+
+/// The requester's key fingerprint, from the request's verified signature.
+fn req_key(req: &ApprovalRequest, trust: &Trust, now: jiff::Timestamp) -> Option<String> {
+    let requester = principal::normalise(&req.requested_by).ok()?;
+    trust
+        .signers
+        .verify(
+            &req.statement(),
+            req.signature.as_deref()?,
+            sshsig::NAMESPACE,
+            &requester,
+            now,
+        )
+        .ok()
+        .map(|s| s.fingerprint)
+}
+
+/// The status a file may cache (never `invalid`: the evidence says that, not the cache).
+fn cacheable(status: Status) -> Status {
+    if status == Status::Invalid {
+        Status::Pending
+    } else {
+        status
     }
 }
 
@@ -642,247 +1457,4 @@ fn read_request(path: &Path) -> Result<ApprovalRequest> {
         });
     }
     Ok(req)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn setup() -> (tempfile::TempDir, ApprovalStore, Groups, jiff::Timestamp) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ApprovalStore::new(&dir.path().join("approvals"));
-        std::fs::create_dir_all(&store.dir).unwrap();
-        std::fs::write(
-            store.dir.join("groups.yaml"),
-            "groups:\n  security: [alice@x.com, bob@x.com, carol@x.com]\n",
-        )
-        .unwrap();
-        let groups = store.groups().unwrap();
-        (dir, store, groups, "2026-11-24T08:00:00Z".parse().unwrap())
-    }
-
-    fn new_request(required: u32) -> NewRequest {
-        NewRequest {
-            operation: "deploy".into(),
-            skill: Some("deploy.release".into()),
-            reason: "ship it".into(),
-            context: json!({"environment": "production"}),
-            subject_digest: crate::canonical::digest(&json!({"name": "deploy.release"})),
-            approvers: "security".into(),
-            required,
-            ttl: std::time::Duration::from_secs(3600),
-        }
-    }
-
-    #[test]
-    fn two_distinct_approvers_approve() {
-        let (_d, store, groups, now) = setup();
-        let req = store
-            .request(new_request(2), "dev@x.com", now, |_| Ok(()))
-            .unwrap();
-        let a = store
-            .decide(
-                &req.id,
-                "alice@x.com",
-                Verdict::Approve,
-                None,
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap();
-        assert_eq!(a.request.status, Status::Pending);
-        // The same approver twice is idempotent and does not count twice.
-        let again = store
-            .decide(
-                &req.id,
-                "alice@x.com",
-                Verdict::Approve,
-                None,
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap();
-        assert!(!again.changed);
-        assert_eq!(again.request.status, Status::Pending);
-        let b = store
-            .decide(
-                &req.id,
-                "bob@x.com",
-                Verdict::Approve,
-                Some("ok".into()),
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap();
-        assert_eq!(b.request.status, Status::Approved);
-        let found = store
-            .find_approved(&req.subject_digest, Some("deploy"), now)
-            .unwrap()
-            .unwrap();
-        assert_eq!(found.id, req.id);
-        // A different subject is not covered.
-        let other = crate::canonical::digest(&json!({"name": "deploy.release", "version": "2"}));
-        assert!(store.find_approved(&other, None, now).unwrap().is_none());
-    }
-
-    #[test]
-    fn refusals() {
-        let (_d, store, groups, now) = setup();
-        let req = store
-            .request(new_request(1), "alice@x.com", now, |_| Ok(()))
-            .unwrap();
-        let e = store
-            .decide(
-                &req.id,
-                "alice@x.com",
-                Verdict::Approve,
-                None,
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap_err();
-        assert!(matches!(e, DecideError::SelfApproval { .. }), "{e}");
-        let e = store
-            .decide(
-                &req.id,
-                "mallory@x.com",
-                Verdict::Approve,
-                None,
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap_err();
-        assert!(matches!(e, DecideError::NotInGroup { .. }), "{e}");
-        let r = store
-            .decide(
-                &req.id,
-                "bob@x.com",
-                Verdict::Reject,
-                None,
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap();
-        assert_eq!(r.request.status, Status::Rejected);
-        let e = store
-            .decide(
-                &req.id,
-                "carol@x.com",
-                Verdict::Approve,
-                None,
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DecideError::Closed {
-                    status: Status::Rejected,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        let e = store
-            .decide(
-                &req.id,
-                "bob@x.com",
-                Verdict::Approve,
-                None,
-                &groups,
-                now,
-                |_| Ok(()),
-            )
-            .unwrap_err();
-        assert!(matches!(e, DecideError::Conflicting { .. }), "{e}");
-        assert!(store.load("../etc/passwd").is_err());
-    }
-
-    #[test]
-    fn expiry_fails_closed() {
-        let (_d, store, groups, now) = setup();
-        let req = store
-            .request(new_request(1), "dev@x.com", now, |_| Ok(()))
-            .unwrap();
-        let later = now
-            .checked_add(jiff::SignedDuration::from_hours(2))
-            .unwrap();
-        assert_eq!(
-            store.load(&req.id).unwrap().effective_status(later),
-            Status::Expired
-        );
-        let e = store
-            .decide(
-                &req.id,
-                "bob@x.com",
-                Verdict::Approve,
-                None,
-                &groups,
-                later,
-                |_| Ok(()),
-            )
-            .unwrap_err();
-        assert!(matches!(e, DecideError::Expired { .. }), "{e}");
-        assert_eq!(store.load(&req.id).unwrap().status, Status::Expired);
-    }
-
-    #[test]
-    fn concurrent_decisions_are_race_free() {
-        let (_d, store, groups, now) = setup();
-        let req = store
-            .request(new_request(3), "dev@x.com", now, |_| Ok(()))
-            .unwrap();
-        std::thread::scope(|s| {
-            for who in ["alice@x.com", "bob@x.com", "carol@x.com"] {
-                let (store, groups, id) = (&store, &groups, &req.id);
-                s.spawn(move || {
-                    store
-                        .decide(id, who, Verdict::Approve, None, groups, now, |_| Ok(()))
-                        .unwrap();
-                });
-            }
-        });
-        let r = store.load(&req.id).unwrap();
-        assert_eq!(r.approvals().len(), 3);
-        assert_eq!(r.status, Status::Approved);
-    }
-
-    #[test]
-    fn cancel_only_by_requester() {
-        let (_d, store, _groups, now) = setup();
-        let req = store
-            .request(new_request(1), "dev@x.com", now, |_| Ok(()))
-            .unwrap();
-        assert!(matches!(
-            store
-                .cancel(&req.id, "bob@x.com", now, |_| Ok(()))
-                .unwrap_err(),
-            DecideError::NotRequester { .. }
-        ));
-        assert_eq!(
-            store
-                .cancel(&req.id, "dev@x.com", now, |_| Ok(()))
-                .unwrap()
-                .request
-                .status,
-            Status::Cancelled
-        );
-    }
-
-    #[test]
-    fn corrupt_files_are_named() {
-        let (_d, store, _groups, _now) = setup();
-        std::fs::write(store.dir.join("apr-bad.json"), "{\"id\": ").unwrap();
-        let e = store.list().unwrap_err();
-        assert!(e.to_string().contains("apr-bad.json:1:"), "{e}");
-    }
 }

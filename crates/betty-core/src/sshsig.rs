@@ -242,6 +242,16 @@ pub struct AllowedSigners {
     entries: Vec<Entry>,
 }
 
+impl Default for AllowedSigners {
+    /// No keys: nothing verifies.
+    fn default() -> AllowedSigners {
+        AllowedSigners {
+            source: SourceName::from(Path::new("allowed_signers")),
+            entries: Vec::new(),
+        }
+    }
+}
+
 impl AllowedSigners {
     /// Reads `path`. A missing file is an empty list (nothing verifies); a FIFO, a device, a
     /// folder (and inside a registry a symbolic link) is an error, as is a file over
@@ -425,6 +435,19 @@ impl AllowedSigners {
             }
         }
         out
+    }
+
+    /// Whether `principal` (normalised here) may sign with `key` in `namespace` at `at`: a
+    /// line lists the key, permits the namespace and time, and its principal patterns match.
+    pub fn allows(&self, key: &PublicKey, principal: &str, namespace: &str, at: Timestamp) -> bool {
+        let Ok(p) = crate::principal::normalise(principal) else {
+            return false;
+        };
+        self.entries.iter().any(|entry| {
+            entry.key.key_data() == key.key_data()
+                && entry.permits(namespace, at).is_ok()
+                && entry.principals.matches(&p)
+        })
     }
 }
 

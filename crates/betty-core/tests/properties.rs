@@ -2,7 +2,7 @@
 //! loader, and what we write reads back as the same thing. Case counts stay modest so CI is
 //! fast; `PROPTEST_CASES=10000 cargo test -p betty-core --test properties` searches harder.
 
-use betty_core::approval::{ApprovalRequest, Decision, Status, Verdict};
+use betty_core::approval::{ApprovalRequest, Decision, Status, Subject, SubjectTarget, Verdict};
 use betty_core::history::{Change, ChangeAction, HistoryVersion, VersionId};
 use betty_core::identity::Identity;
 use betty_core::limits::Limits;
@@ -316,8 +316,18 @@ proptest! {
         skill in prop::option::of(text()),
         context in json_value(),
     ) {
+        let subject = Subject {
+            operation: "deploy".into(),
+            target: Some(SubjectTarget {
+                kind: "skill".into(),
+                name: skill.clone().unwrap_or_default(),
+                digest: format!("sha256:{}", "1".repeat(64)),
+            }),
+            environment: Some(reason.clone()),
+            args: [("region".to_string(), reason.clone())].into_iter().collect(),
+        };
         let req = ApprovalRequest {
-            schema_version: 1,
+            schema_version: 2,
             id: "apr-019ab3c2d4e57f00a1b2c3d4e5f60718".into(),
             operation: "deploy".into(),
             skill,
@@ -325,21 +335,32 @@ proptest! {
             requested_at: "2026-01-01T00:00:00.000000Z".into(),
             reason,
             context,
-            subject_digest: "0".repeat(64),
+            subject_digest: subject.digest(),
+            subject: Some(subject),
             approvers: "security".into(),
             required: 2,
             expires_at: "2026-01-04T00:00:00.000000Z".into(),
+            valid_for: Some("24h".into()),
+            signed: true,
+            key: Some("SHA256:abc".into()),
+            signature: Some("-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n".into()),
             status: Status::Pending,
             decisions: vec![Decision {
                 by: "bob@example.com".into(),
                 decision: Verdict::Approve,
                 comment,
                 at: "2026-01-02T00:00:00.000000Z".into(),
+                key: Some("SHA256:def".into()),
+                signature: None,
             }],
+            consumed: None,
         };
         let text = serde_json::to_string_pretty(&req).unwrap();
         let value = source::json_from_str(&text).unwrap();
         let back: ApprovalRequest = serde_json::from_value(value).unwrap();
+        // What was signed is what is read back: the statements are byte for byte the same.
+        prop_assert_eq!(back.statement(), req.statement());
+        prop_assert_eq!(back.decisions[0].statement(&back), req.decisions[0].statement(&req));
         prop_assert_eq!(back, req);
     }
 

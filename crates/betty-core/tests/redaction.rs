@@ -1,7 +1,9 @@
 //! Secrets never reach the audit trail or an approval request file, and redaction does not
 //! break what binds an approval to its subject.
 
-use betty_core::approval::{ApprovalStore, NewRequest, Verdict};
+use betty_core::approval::{ApprovalStore, NewRequest, Subject, Verdict};
+use betty_core::sshsig::{KeyRef, NAMESPACE};
+use betty_testkit::keys::Keyring;
 use betty_core::audit::{AuditLog, AuditRecord};
 use betty_core::identity::Identity;
 use serde_json::json;
@@ -56,6 +58,9 @@ fn audit_details_are_redacted_and_the_chain_verifies() {
 #[test]
 fn approval_requests_are_stored_redacted_and_still_match_their_subject() {
     let dir = tempfile::tempdir().unwrap();
+    let Some(keys) = Keyring::new(&dir.path().join("keys"), &["dev", "alice"]) else {
+        return;
+    };
     let store = ApprovalStore::new(&dir.path().join("approvals"));
     std::fs::create_dir_all(&store.dir).unwrap();
     std::fs::write(
@@ -63,37 +68,66 @@ fn approval_requests_are_stored_redacted_and_still_match_their_subject() {
         "groups:\n  security: [alice@x.com]\n",
     )
     .unwrap();
-    let now: jiff::Timestamp = "2026-11-24T08:00:00Z".parse().unwrap();
+    keys.write_allowed_signers(
+        &store.dir.join("allowed_signers"),
+        &[("dev@x.com", "dev"), ("alice@x.com", "alice")],
+    );
+    let trust = store.trust(None).unwrap();
+    let now = betty_core::time::now();
     let context = json!({"args": {"api_key": "k-1234567890", "env": "prod"}});
-    // The digest is the caller's, computed on the original subject.
-    let digest = betty_core::canonical::digest(&json!({"operation": "deploy", "args": context}));
-    let req = store
-        .request(
+    let subject = Subject {
+        operation: "deploy".into(),
+        target: None,
+        environment: Some("production".into()),
+        args: [("api_key".to_string(), "k-1234567890".to_string())]
+            .into_iter()
+            .collect(),
+    };
+    // The digest is computed on the original subject, as `check` and policy-enforce do.
+    let digest = subject.digest();
+    let mut req = store
+        .draft(
             NewRequest {
                 operation: "deploy".into(),
                 skill: Some("deploy.release".into()),
                 reason: "see https://hooks.slack.com/services/T0/B0/SECRET".into(),
                 context: context.clone(),
-                subject_digest: digest.clone(),
+                subject,
                 approvers: "security".into(),
                 required: 1,
-                ttl: std::time::Duration::from_secs(3600),
+                expires_at: now + jiff::SignedDuration::from_hours(1),
+                valid_for: None,
+                signed: true,
             },
             "dev@x.com",
+            &trust,
             now,
-            |_| Ok(()),
         )
         .unwrap();
+    // The redacted request is what is signed.
+    let dev = KeyRef::from_path(&keys.key("dev"));
+    req.signature = Some(dev.sign(NAMESPACE, &req.statement()).unwrap());
+    let req = store.create(req, &trust, now, |_| Ok(())).unwrap();
     assert_eq!(req.subject_digest, digest);
     assert_eq!(req.context["args"]["api_key"], "[REDACTED]");
     assert_eq!(req.context["args"]["env"], "prod");
-    store
-        .decide(
+    let (current, mut decision) = store
+        .prepare(
             &req.id,
             "alice@x.com",
             Verdict::Approve,
             Some("ok; token=t0k3n".into()),
-            &store.groups().unwrap(),
+            now,
+        )
+        .unwrap();
+    let alice = KeyRef::from_path(&keys.key("alice"));
+    decision.signature = Some(alice.sign(NAMESPACE, &decision.statement(&current)).unwrap());
+    store
+        .decide(
+            &req.id,
+            decision,
+            &current.statement_digest(),
+            &trust,
             now,
             |_| Ok(()),
         )
@@ -102,7 +136,9 @@ fn approval_requests_are_stored_redacted_and_still_match_their_subject() {
     for secret in ["k-1234567890", "SECRET", "t0k3n"] {
         assert!(!text.contains(secret), "{secret}: {text}");
     }
-    // Found by the digest of the original subject, as `check` and policy-enforce compute it.
-    let found = store.find_approved(&digest, Some("deploy"), now).unwrap();
-    assert_eq!(found.map(|r| r.id), Some(req.id));
+    // Read back from disk, the signatures still verify and the subject still matches.
+    let found = store
+        .find_approved(&digest, Some(&["deploy"]), &store.trust(None).unwrap(), now)
+        .unwrap();
+    assert_eq!(found.map(|(r, _)| r.id), Some(req.id));
 }

@@ -14,7 +14,7 @@
 //! `approval.notification_failed` telemetry event, and the command goes on. Plain HTTP and
 //! SMTP only: point `https://` hooks at a local relay (TLS is not built in).
 
-use betty_core::approval::ApprovalRequest;
+use betty_core::approval::{ApprovalRequest, Groups};
 use betty_core::discover::RegistryDir;
 use betty_core::identity::Identity;
 use betty_core::limits::Limits;
@@ -22,26 +22,45 @@ use betty_core::telemetry::{EventWriter, NewEvent};
 use serde_json::{Map, Value, json};
 
 /// Sends every configured notification for one transition; records failures.
-pub fn send(registry: &RegistryDir, who: &Identity, event: &str, req: &ApprovalRequest) {
+///
+/// Two places say where: `approvals/notify.yaml` (every transition), and the request's group
+/// in `groups.yaml` (`notify:` under the group: a request notifies its group's channel).
+pub fn send(
+    registry: &RegistryDir,
+    who: &Identity,
+    event: &str,
+    req: &ApprovalRequest,
+    groups: &Groups,
+) {
     let path = registry.approvals_dir().join("notify.yaml");
-    if !path.exists() {
-        return;
-    }
-    let config = match betty_core::Document::read_yaml(&path, &Limits::MANIFEST) {
-        Ok(doc) => doc.value,
-        Err(e) => {
-            tracing::warn!("notifications skipped: {e}");
-            return;
+    if path.symlink_metadata().is_ok() {
+        match betty_core::Document::read_yaml(&path, &Limits::MANIFEST) {
+            Ok(doc) => {
+                let notify = doc.value.get("notify").cloned().unwrap_or(Value::Null);
+                send_to(registry, who, event, req, &notify);
+            }
+            Err(e) => tracing::warn!("notifications in notify.yaml skipped: {e}"),
         }
-    };
-    let notify = config.get("notify").cloned().unwrap_or(Value::Null);
+    }
+    if let Some(notify) = groups.group(&req.approvers).and_then(|g| g.notify.as_ref()) {
+        send_to(registry, who, event, req, notify);
+    }
+}
+
+fn send_to(
+    registry: &RegistryDir,
+    who: &Identity,
+    event: &str,
+    req: &ApprovalRequest,
+    notify: &Value,
+) {
     let text = format!(
         "Betty approval {}: {} on {} requested by {} ({}/{} from `{}`): {}",
         req.status,
         req.operation,
         req.skill.as_deref().unwrap_or("-"),
         req.requested_by,
-        req.approvals().len(),
+        req.claimed_approvals().len(),
         req.required,
         req.approvers,
         req.id
@@ -51,7 +70,7 @@ pub fn send(registry: &RegistryDir, who: &Identity, event: &str, req: &ApprovalR
     let slack = betty_core::deliver::slack_text(&text);
     let text = betty_core::escape::escape(&text).into_owned();
     let mut failures = Vec::new();
-    for url in strings(&notify, "slack") {
+    for url in strings(notify, "slack") {
         if let Err(e) =
             betty_core::deliver::post_json(&url, &json!({ "text": slack }), "betty-approval-queue")
         {
@@ -61,7 +80,7 @@ pub fn send(registry: &RegistryDir, who: &Identity, event: &str, req: &ApprovalR
             ));
         }
     }
-    for url in strings(&notify, "webhooks") {
+    for url in strings(notify, "webhooks") {
         let body = json!({"event": event, "request": req});
         if let Err(e) = betty_core::deliver::post_json(&url, &body, "betty-approval-queue") {
             failures.push((

@@ -8,7 +8,11 @@ use std::process::{Command, Output};
 struct Env {
     _dir: tempfile::TempDir,
     root: PathBuf,
+    keys: betty_testkit::keys::Keyring,
 }
+
+/// The subcommands that sign (and so take `--key`).
+const SIGNING: [&str; 5] = ["request", "approve", "reject", "revoke", "cancel"];
 
 impl Env {
     fn new() -> Env {
@@ -28,15 +32,42 @@ impl Env {
             "name: deploy.release\nversion: 1.0.0\ndescription: Ship it\nstatus: active\npermissions: [network:http]\n",
         )
         .unwrap();
-        Env { _dir: dir, root }
+        // Real keys: everyone but `eve` is in allowed_signers; `mallory` is listed but in no group.
+        let keys = betty_testkit::keys::Keyring::new(
+            &root.join("keys"),
+            &["dev", "alice", "bob", "carol", "mallory", "eve"],
+        )
+        .expect("ssh-keygen (install openssh-client)");
+        keys.write_allowed_signers(
+            &reg.join("approvals/allowed_signers"),
+            &[
+                ("dev@x.com", "dev"),
+                ("alice@x.com", "alice"),
+                ("bob@x.com", "bob"),
+                ("carol@x.com", "carol"),
+                ("mallory@x.com", "mallory"),
+            ],
+        );
+        Env {
+            _dir: dir,
+            root,
+            keys,
+        }
     }
 
+    /// Runs as `user`: claims the identity and, for a signing subcommand, signs with the key
+    /// named by the address's local part.
     fn run(&self, user: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_approval-queue"))
-            .args(args)
-            .args(["--user", user])
+        let key = user.split('@').next().unwrap_or(user);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_approval-queue"));
+        cmd.args(args).args(["--user", user]);
+        if args.first().is_some_and(|a| SIGNING.contains(a)) {
+            cmd.arg("--key").arg(self.keys.key(key));
+        }
+        cmd
             .current_dir(&self.root)
             .env_remove("BETTY_REGISTRY")
+            .env_remove("BETTY_USER")
             .env_remove("BETTY_HOME")
             .env("NO_COLOR", "1")
             .output()

@@ -54,8 +54,8 @@ pub struct CheckArgs {
     /// Read inputs as this kind (default: from the file name, `skill.yaml`, `agent.yaml`, `workflows/*.yaml`; stdin and other names need it)
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
-    /// Deployment environment (`--action deploy`)
-    #[arg(long, value_name = "NAME")]
+    /// Deployment environment (`--action deploy`); compared case-insensitively with the policies' patterns
+    #[arg(long, value_name = "NAME", value_parser = environment_name)]
     pub environment: Option<String>,
     /// Warnings block too
     #[arg(long)]
@@ -116,4 +116,32 @@ pub enum KindArg {
     Skill,
     Agent,
     Workflow,
+}
+
+/// An environment name: surrounding white space trimmed; ASCII letters, digits, `-`, `_`, `.`
+/// and `/` only. Case is kept here and ignored when compared. A look-alike (Cyrillic `о` in
+/// `prоd`) or an invisible character would otherwise match none of a policy's patterns and
+/// slip past its approval rule.
+pub fn environment_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("the environment name is empty".into());
+    }
+    if name.len() > 64 {
+        return Err("an environment name is at most 64 characters".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_./".contains(*c)))
+    {
+        return Err(format!(
+            "{} is not allowed in an environment name: use ASCII letters, digits, `-`, `_`, `.` and `/` (a look-alike or invisible character could slip past an approval rule's patterns)",
+            if c.is_ascii_graphic() || c == ' ' {
+                format!("`{c}`")
+            } else {
+                format!("U+{:04X}", c as u32)
+            }
+        ));
+    }
+    Ok(name.to_string())
 }

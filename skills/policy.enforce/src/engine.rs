@@ -13,7 +13,8 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::policy::{
-    Action, ApprovalRule, Check, Enforcement, Policy, PolicySet, Rule, Severity, TargetKind,
+    Action, ApprovalRule, Check, Enforcement, Policy, PolicySet, RegisteredTrigger, Rule, Severity,
+    TargetKind,
 };
 use crate::target::{ApprovalState, Approvals, RegistryView, Target};
 use crate::waiver::Waiver;
@@ -493,11 +494,7 @@ fn rule_applies(rule: &Rule, target: &Target, cx: &Context<'_>) -> bool {
         // Approvals hold operations; the continuous audit and a plain check hold nothing.
         Check::RequiresApproval(a) => {
             cx.action.is_some_and(Action::is_operation)
-                && (a.environments.is_empty()
-                    || cx
-                        .environment
-                        .as_deref()
-                        .is_some_and(|env| a.environments.iter().any(|g| glob_match(g, env))))
+                && a.environment_matches(cx.environment.as_deref())
         }
         // These compare a proposed manifest with the registered one.
         Check::NoEscalation | Check::InSync => !target.is_registered_entry(),
@@ -533,7 +530,7 @@ fn finding(
     if let Some(a) = &approval {
         level = match a.state {
             ApprovalState::Approved { .. } => Level::Approved,
-            ApprovalState::Pending { .. } => Level::Pending,
+            ApprovalState::Pending { .. } | ApprovalState::Unusable { .. } => Level::Pending,
             ApprovalState::Rejected { .. } | ApprovalState::Expired { .. } => Level::Blocking,
         };
     }
@@ -794,17 +791,7 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> (Vec<Hit>, bool
         // (`artifact_metadata.produces[*].file_pattern`, a workdir): the value is a path.
         Check::WithinWorkspace => {
             for (ptr, v) in elements(&sel) {
-                let path = if rule.permission_field {
-                    match parse_permission(v) {
-                        Ok(p) if p.domain == "filesystem" => p.scope,
-                        _ => None,
-                    }
-                } else {
-                    v.as_str().map(str::to_string)
-                };
-                if let Some(path) = path
-                    && let Some(why) = outside_workspace(&path)
-                {
+                if let Some((path, why)) = outside_path(v, rule.permission_field) {
                     hits.push(hit(
                         ptr,
                         format!("{} reaches outside the workspace: `{path}` {why}", show(v)),
@@ -887,7 +874,7 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> (Vec<Hit>, bool
             }
         }
         Check::RequiresApproval(a) => {
-            if let Some(h) = approval_hit(a, &sel, target, cx) {
+            if let Some(h) = approval_hit(rule, a, &sel, target, cx) {
                 hits.push(h);
             }
         }
@@ -896,25 +883,16 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> (Vec<Hit>, bool
 }
 
 fn approval_hit(
+    rule: &Rule,
     a: &ApprovalRule,
     sel: &[(String, &Value)],
     target: &Target,
     cx: &Context<'_>,
 ) -> Option<Hit> {
     let action = cx.action?;
-    let trigger = if a.when.is_empty() {
-        sel.first()
-            .map(|(p, v)| (p.clone(), format!("{} needs approval", show(v))))
-    } else {
-        elements(sel).into_iter().find_map(|(ptr, v)| {
-            let p = parse_permission(v).ok()?;
-            a.when
-                .iter()
-                .any(|w| w.matches(&p) || w.overlaps(&p))
-                .then(|| (ptr, format!("{} needs approval", show(v))))
-        })
-    }?;
-    let digest = target.digest();
+    let trigger = approval_trigger(rule, a, sel, target, cx)?;
+    let subject = approval_subject(action, target, cx.environment.as_deref());
+    let digest = subject.digest();
     let state = cx.approvals.state(action, &target.name, &digest, a, cx.now);
     let detail = match &state {
         ApprovalState::Approved { request } => {
@@ -924,8 +902,12 @@ fn approval_hit(
             format!("{}: request `{id}` is pending", trigger.1)
         }
         ApprovalState::Pending { request: None } => {
+            let env = subject
+                .normalised_environment()
+                .map(|e| format!(" in `{e}`"))
+                .unwrap_or_default();
             let mut d = format!(
-                "{}: {} approval(s) from `{}` for `{action}` of `{}` with subject_digest {digest}",
+                "{}: {} approval(s) from `{}` for `{action}` of `{}`{env} with subject_digest {digest}",
                 trigger.1, a.required, a.approvers, target.name
             );
             if !cx.approvals.defines_group(&a.approvers) {
@@ -933,10 +915,12 @@ fn approval_hit(
                     "; the group `{}` is not defined in approvals/groups.yaml, so no one can approve yet",
                     a.approvers
                 ));
-            } else if target.origin == crate::target::Origin::File {
+            } else if let Some(command) = request_command(action, target, &subject, a) {
+                d.push_str("; request it: ");
+                d.push_str(&command);
+            } else if target.origin == crate::target::Origin::Argument {
                 d.push_str(&format!(
-                    "; request it: approval-queue request --operation {action} --manifest {} --approvers {} --required {} --reason \"...\"",
-                    target.label, a.approvers, a.required
+                    "; an approval binds to a manifest: write the draft and run `policy-enforce --action {action} PATH` for the request command"
                 ));
             }
             d
@@ -945,6 +929,9 @@ fn approval_hit(
             format!("{}: request `{request}` was rejected", trigger.1)
         }
         ApprovalState::Expired { request } => format!("{}: request `{request}` expired", trigger.1),
+        ApprovalState::Unusable { request, why } => {
+            format!("{}: request `{request}` does not count: {why}", trigger.1)
+        }
     };
     Some((
         trigger.0,
@@ -957,6 +944,158 @@ fn approval_hit(
             state,
         }),
     ))
+}
+
+/// What an approval of this run binds to: the operation, the target (kind, name, canonical
+/// digest) and the environment, with no further arguments. `approval-queue request` computes
+/// the same subject from the same manifest, operation and environment.
+pub fn approval_subject(
+    action: Action,
+    target: &Target,
+    environment: Option<&str>,
+) -> betty_core::approval::Subject {
+    betty_core::approval::Subject {
+        operation: action.as_str().to_string(),
+        target: Some(betty_core::approval::SubjectTarget {
+            kind: target.kind.as_str().to_string(),
+            name: target.name.clone(),
+            digest: target.digest(),
+        }),
+        environment: environment.map(str::to_string),
+        args: Default::default(),
+    }
+}
+
+/// The `approval-queue request` command that asks for exactly this subject: the manifest file
+/// (or, for a registered entry, its name), the operation, the environment and the rule's group.
+/// None for a bare name (`--skill-name`: there is no manifest to bind to yet) and stdin.
+fn request_command(
+    action: Action,
+    target: &Target,
+    subject: &betty_core::approval::Subject,
+    a: &ApprovalRule,
+) -> Option<String> {
+    use crate::target::Origin;
+    let what = match target.origin {
+        Origin::File => format!("--manifest {}", shell_word(&target.label)),
+        Origin::Registry => format!("--skill {}", shell_word(&target.name)),
+        Origin::Stdin | Origin::Argument => return None,
+    };
+    let kind = match target.kind {
+        TargetKind::Skill => String::new(),
+        other => format!(" --kind {other}"),
+    };
+    let env = subject
+        .normalised_environment()
+        .map(|e| format!(" --environment {}", shell_word(&e)))
+        .unwrap_or_default();
+    Some(format!(
+        "approval-queue request --operation {action} {what}{kind}{env} --approvers {} --required {} --reason \"...\"",
+        shell_word(&a.approvers),
+        a.required
+    ))
+}
+
+/// A word a POSIX shell reads back as itself: as is when it holds only safe characters, else
+/// in single quotes.
+fn shell_word(text: &str) -> String {
+    let safe = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+=,".contains(c));
+    if safe {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Where and why an approval rule triggers on a target: the first value of its field that one
+/// of its `when*` triggers matches (any value when it has none).
+fn approval_trigger(
+    rule: &Rule,
+    a: &ApprovalRule,
+    sel: &[(String, &Value)],
+    target: &Target,
+    cx: &Context<'_>,
+) -> Option<(String, String)> {
+    let needs = |v: &Value, why: String| format!("{} needs approval{why}", show(v));
+    let unconditional = a.when.is_empty()
+        && a.when_values.is_empty()
+        && !a.when_outside_workspace
+        && a.when_registered.is_none();
+    if unconditional {
+        return sel
+            .first()
+            .map(|(p, v)| (p.clone(), needs(v, String::new())));
+    }
+    if let Some(reg) = &a.when_registered {
+        // A workflow runs its nested steps too: `steps[*].skill` reaches every step.
+        let names: Vec<(String, String)> =
+            if target.kind == TargetKind::Workflow && rule.field == "steps[*].skill" {
+                crate::target::step_skills(target.value())
+            } else {
+                elements(sel)
+                    .into_iter()
+                    .filter_map(|(p, v)| v.as_str().map(|s| (s.to_string(), p)))
+                    .collect()
+            };
+        for (name, ptr) in names {
+            if let Some(entry) = cx.registry.find(&name)
+                && let Some(why) = registered_trigger(reg, entry)
+            {
+                return Some((ptr, format!("`{name}` needs approval: it {why}")));
+            }
+        }
+    }
+    elements(sel).into_iter().find_map(|(ptr, v)| {
+        if !a.when.is_empty()
+            && let Ok(p) = parse_permission(v)
+            && a.when.iter().any(|w| w.matches(&p) || w.overlaps(&p))
+        {
+            return Some((ptr, needs(v, String::new())));
+        }
+        if !a.when_values.is_empty()
+            && let Some(text) = v.as_str()
+            && let Some(g) = ApprovalRule::value_matches(&a.when_values, text)
+        {
+            return Some((ptr, needs(v, format!(" (matches `{g}`)"))));
+        }
+        if a.when_outside_workspace
+            && let Some((path, why)) = outside_path(v, rule.permission_field)
+        {
+            return Some((
+                ptr,
+                needs(v, format!(": `{path}` {why}, outside the workspace")),
+            ));
+        }
+        None
+    })
+}
+
+/// Why a registered skill or agent meets a `when_registered` trigger, if it does.
+fn registered_trigger(reg: &RegisteredTrigger, entry: &Target) -> Option<String> {
+    let value = entry.value();
+    for field in ["permissions", "entrypoints[*].permissions"] {
+        for (_, v) in elements(&selected(value, field)) {
+            if let Ok(p) = parse_permission(v)
+                && let Some(w) = reg
+                    .permissions
+                    .iter()
+                    .find(|w| w.matches(&p) || w.overlaps(&p))
+            {
+                return Some(format!("has the permission {} (`{}`)", show(v), w.raw));
+            }
+        }
+    }
+    for (_, v) in elements(&selected(value, "tags")) {
+        if let Some(text) = v.as_str()
+            && let Some(g) = ApprovalRule::value_matches(&reg.tags, text)
+        {
+            return Some(format!("is tagged {} (`{g}`)", show(v)));
+        }
+    }
+    None
 }
 
 /// Pointers where a required field is missing or empty.
@@ -1039,6 +1178,21 @@ fn parse_permission(v: &Value) -> Result<Permission, String> {
             show(other)
         )),
     }
+}
+
+/// The path a value reaches and why it is outside the workspace: on a permissions field the
+/// scope of a filesystem permission, on any other field the value itself.
+fn outside_path(v: &Value, permission_field: bool) -> Option<(String, &'static str)> {
+    let path = if permission_field {
+        match parse_permission(v) {
+            Ok(p) if p.domain == "filesystem" => p.scope,
+            _ => None,
+        }
+    } else {
+        v.as_str().map(str::to_string)
+    }?;
+    let why = outside_workspace(&path)?;
+    Some((path, why))
 }
 
 fn outside_workspace(scope: &str) -> Option<&'static str> {

@@ -130,7 +130,10 @@ impl World {
 
     pub fn approvals(&self, action: Option<Action>) -> Result<Approvals, RunError> {
         if self.needs_approvals(action) {
-            Ok(Approvals::load(&self.registry_dir.approvals_dir())?)
+            Ok(Approvals::load(
+                &self.registry_dir.approvals_dir(),
+                &self.registry_dir.audit_log(),
+            )?)
         } else {
             Ok(Approvals::default())
         }
@@ -215,14 +218,16 @@ pub fn check_prefetched(
         ms = started.elapsed().as_millis() as u64,
         "policies evaluated"
     );
-    Ok(Report::new(
+    let mut report = Report::new(
         &world.policies,
         results,
         opts.action,
         opts.strict,
         opts.environment.clone(),
         world.now,
-    ))
+    );
+    report.relied_on = approvals.relied_on();
+    Ok(report)
 }
 
 /// Everything registered and on disk, as the continuous audit and the compliance report see

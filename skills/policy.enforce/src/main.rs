@@ -193,6 +193,8 @@ fn enforce(
         "evaluated"
     );
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    // A passing run spends the single-use approvals it relied on before it says so.
+    policy_enforce::record::consume(&world.registry_dir, &identity, &report)?;
     // Record before printing: a decision that cannot be recorded is not given.
     let head = policy_enforce::record::record(&world.registry_dir, &identity, &report, elapsed)
         .context(

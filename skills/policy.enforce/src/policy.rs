@@ -184,14 +184,121 @@ impl Scope {
 }
 
 /// An approval requirement: N distinct approvals from a named group.
+///
+/// The rule triggers on the values its `field` reaches: when none of the `when*` triggers is
+/// set, on any value; otherwise when one of them matches (any one is enough).
 #[derive(Clone, Debug)]
 pub struct ApprovalRule {
     pub approvers: String,
     pub required: u32,
-    /// Permission globs: the rule triggers when a value of the field matches one. Empty: always.
+    /// Permission patterns: a permission value of the field that one matches or overlaps.
     pub when: Vec<PermissionPattern>,
-    /// Environment globs for `--action deploy`. Empty: every environment.
+    /// Globs over text values, compared trimmed and lower-cased ([`ApprovalRule::value_matches`]):
+    /// the whole value or one of its words (`deploy.production` has the words `deploy` and
+    /// `production`; `prod-eu` is one word).
+    pub when_values: Vec<String>,
+    /// A filesystem permission (or, on other fields, a path) that reaches outside the
+    /// workspace (the `within_workspace` rule's test).
+    pub when_outside_workspace: bool,
+    /// The field's values name registered skills or agents (a workflow's
+    /// `steps[*].skill`, nested steps included); the rule triggers when one of them matches.
+    pub when_registered: Option<RegisteredTrigger>,
+    /// Environment globs for `--action deploy`, trimmed and lower-cased when loaded, matched
+    /// against the trimmed, lower-cased `--environment`. Empty: every environment.
     pub environments: Vec<String>,
+    /// How long an approval counts after it reached its quorum (`valid_for`, default 24h).
+    pub valid_for: std::time::Duration,
+    /// Whether one approval is used up by the run that relies on it (`single_use`). `None`:
+    /// the default, true for `deploy` and false otherwise ([`ApprovalRule::single_use_for`]).
+    pub single_use: Option<bool>,
+    /// Whether decisions must be signed (`signed`, default true); `false` is dev mode.
+    pub signed: bool,
+}
+
+/// What makes a registered skill or agent named by a rule's field need approval.
+#[derive(Clone, Debug, Default)]
+pub struct RegisteredTrigger {
+    /// Matched (or overlapped) by one of its permissions, top level or per entrypoint.
+    pub permissions: Vec<PermissionPattern>,
+    /// Globs over its tags, as [`ApprovalRule::when_values`].
+    pub tags: Vec<String>,
+}
+
+/// `valid_for` when a rule does not say.
+pub const DEFAULT_VALID_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The shortest and longest `valid_for` a rule may set.
+pub const VALID_FOR_RANGE: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(60),
+    std::time::Duration::from_secs(30 * 86_400),
+);
+
+impl Default for ApprovalRule {
+    fn default() -> Self {
+        ApprovalRule {
+            approvers: String::new(),
+            required: 1,
+            when: Vec::new(),
+            when_values: Vec::new(),
+            when_outside_workspace: false,
+            when_registered: None,
+            environments: Vec::new(),
+            valid_for: DEFAULT_VALID_FOR,
+            single_use: None,
+            signed: true,
+        }
+    }
+}
+
+impl ApprovalRule {
+    /// Whether an approval for `action` is used up by the run that relies on it: as the rule
+    /// says, else only for `deploy` (the seed's deploy gate is single-use).
+    pub fn single_use_for(&self, action: Action) -> bool {
+        self.single_use.unwrap_or(action == Action::Deploy)
+    }
+
+    /// Whether the rule holds a run in this environment: always when it names none; else
+    /// when the trimmed, lower-cased environment matches one of its (lower-cased) patterns.
+    /// An operation without an environment is held too (fail closed: it might be production;
+    /// `--action deploy` requires `--environment` anyway).
+    pub fn environment_matches(&self, environment: Option<&str>) -> bool {
+        if self.environments.is_empty() {
+            return true;
+        }
+        match environment.map(normalise_environment) {
+            Some(env) => self
+                .environments
+                .iter()
+                .any(|g| betty_core::permission::glob_match(g, &env)),
+            None => true,
+        }
+    }
+
+    /// Whether a text value matches one of `globs` (lower-cased): trimmed and lower-cased,
+    /// as a whole or by one of its words (runs of letters, digits and `-`, split at everything
+    /// else, so `deploy.production` and `db/prod` name `production` and `prod`; `prod-eu` is one
+    /// word). Returns the glob that matched.
+    pub fn value_matches(globs: &[String], value: &str) -> Option<String> {
+        let v = value.trim().to_lowercase();
+        let words = std::iter::once(v.as_str()).chain(
+            v.split(|c: char| !(c.is_alphanumeric() || c == '-'))
+                .filter(|w| !w.is_empty()),
+        );
+        for w in words {
+            if let Some(g) = globs
+                .iter()
+                .find(|g| betty_core::permission::glob_match(g, w))
+            {
+                return Some(g.clone());
+            }
+        }
+        None
+    }
+}
+
+/// An environment name as compared: trimmed and lower-cased, as
+/// `betty_core::approval::Subject` normalises it (`Production` is `production`).
+pub fn normalise_environment(env: &str) -> String {
+    env.trim().to_lowercase()
 }
 
 /// What one rule checks.
@@ -1083,6 +1190,19 @@ fn parse_rule(
     })
 }
 
+const APPROVAL_KEYS: &[&str] = &[
+    "approvers",
+    "required",
+    "when",
+    "when_values",
+    "when_outside_workspace",
+    "when_registered",
+    "environments",
+    "valid_for",
+    "single_use",
+    "signed",
+];
+
 fn parse_approval(cx: &mut Ctx<'_>, v: &Value, ptr: &str) -> Option<ApprovalRule> {
     let Some(map) = v.as_object() else {
         cx.problem(
@@ -1091,12 +1211,7 @@ fn parse_approval(cx: &mut Ctx<'_>, v: &Value, ptr: &str) -> Option<ApprovalRule
         );
         return None;
     };
-    cx.unknown_keys(
-        map,
-        ptr,
-        &["approvers", "required", "when", "environments"],
-        "`requires_approval`",
-    );
+    cx.unknown_keys(map, ptr, APPROVAL_KEYS, "`requires_approval`");
     let approvers = cx.required_string(map, ptr, "approvers");
     let required = match map.get("required") {
         None => 1,
@@ -1115,16 +1230,130 @@ fn parse_approval(cx: &mut Ctx<'_>, v: &Value, ptr: &str) -> Option<ApprovalRule
         Some(w) => cx.permission_patterns(w, &format!("{ptr}/when"), "when")?,
         None => Vec::new(),
     };
-    let environments = match map.get("environments") {
-        Some(e) => cx.string_list(e, &format!("{ptr}/environments"), "environments")?,
+    let when_values = match map.get("when_values") {
+        Some(w) => lowered_globs(cx, w, &format!("{ptr}/when_values"), "when_values")?,
         None => Vec::new(),
+    };
+    let when_outside_workspace = match map.get("when_outside_workspace") {
+        Some(b) => cx.bool_check(
+            b,
+            &format!("{ptr}/when_outside_workspace"),
+            "when_outside_workspace",
+        )?,
+        None => false,
+    };
+    let when_registered = match map.get("when_registered") {
+        Some(r) => Some(parse_registered_trigger(
+            cx,
+            r,
+            &format!("{ptr}/when_registered"),
+        )?),
+        None => None,
+    };
+    let environments = match map.get("environments") {
+        Some(e) => lowered_globs(cx, e, &format!("{ptr}/environments"), "environments")?,
+        None => Vec::new(),
+    };
+    let valid_for = match map.get("valid_for") {
+        None => DEFAULT_VALID_FOR,
+        Some(Value::String(text)) => {
+            let at = format!("{ptr}/valid_for");
+            match betty_core::time::parse_duration(text) {
+                Ok(d) if d >= VALID_FOR_RANGE.0 && d <= VALID_FOR_RANGE.1 => d,
+                Ok(_) => {
+                    cx.problem(
+                        &at,
+                        format!("`valid_for` `{text}` is out of range: an approval counts for 1m at least and 30d at most"),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    cx.problem(&at, format!("`valid_for`: {e}"));
+                    return None;
+                }
+            }
+        }
+        Some(other) => {
+            cx.problem(
+                &format!("{ptr}/valid_for"),
+                format!(
+                    "`valid_for` must be a duration such as `24h` or `7d`, found {} `{}`",
+                    type_name(other),
+                    scalar_text(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let single_use = match map.get("single_use") {
+        Some(b) => Some(cx.bool_check(b, &format!("{ptr}/single_use"), "single_use")?),
+        None => None,
+    };
+    let signed = match map.get("signed") {
+        Some(b) => cx.bool_check(b, &format!("{ptr}/signed"), "signed")?,
+        None => true,
     };
     Some(ApprovalRule {
         approvers: approvers?,
         required,
         when,
+        when_values,
+        when_outside_workspace,
+        when_registered,
         environments,
+        valid_for,
+        single_use,
+        signed,
     })
+}
+
+/// A list of globs compared case-insensitively: trimmed and lower-cased once, here. A pattern
+/// that is only white space is refused (it would match nothing, silently).
+fn lowered_globs(cx: &mut Ctx<'_>, v: &Value, ptr: &str, key: &str) -> Option<Vec<String>> {
+    let list = cx.string_list(v, ptr, key)?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, g) in list.iter().enumerate() {
+        let g = normalise_environment(g);
+        if g.is_empty() {
+            cx.problem(
+                &format!("{ptr}/{i}"),
+                format!("`{key}` items must be non-empty text"),
+            );
+            return None;
+        }
+        out.push(g);
+    }
+    Some(out)
+}
+
+fn parse_registered_trigger(cx: &mut Ctx<'_>, v: &Value, ptr: &str) -> Option<RegisteredTrigger> {
+    let Some(map) = v.as_object() else {
+        cx.problem(
+            ptr,
+            format!(
+                "`when_registered` must be a mapping `{{permissions: [...], tags: [...]}}`, found {}",
+                type_name(v)
+            ),
+        );
+        return None;
+    };
+    cx.unknown_keys(map, ptr, &["permissions", "tags"], "`when_registered`");
+    let permissions = match map.get("permissions") {
+        Some(p) => cx.permission_patterns(p, &format!("{ptr}/permissions"), "permissions")?,
+        None => Vec::new(),
+    };
+    let tags = match map.get("tags") {
+        Some(t) => lowered_globs(cx, t, &format!("{ptr}/tags"), "tags")?,
+        None => Vec::new(),
+    };
+    if permissions.is_empty() && tags.is_empty() {
+        cx.problem(
+            ptr,
+            "`when_registered` needs `permissions` or `tags`: otherwise it would never trigger",
+        );
+        return None;
+    }
+    Some(RegisteredTrigger { permissions, tags })
 }
 
 /// Whether a rule's field path names something a target of this kind is documented to have
@@ -1359,6 +1588,115 @@ mod tests {
             (TargetKind::Workflow, "stepz[*].skill"),
         ] {
             assert!(!known_field(kind, field), "{kind} {field}");
+        }
+    }
+
+    fn approval_policy(options: &str) -> String {
+        format!(
+            "policy:\n  name: a\n  version: 1.0.0\n  description: d\n  type: approval\n  scope: [deploy]\n  rules:\n    - field: name\n      requires_approval:\n        approvers: release-managers\n{options}      message: m\n      severity: error\n  enforcement: blocking\n"
+        )
+    }
+
+    fn approval_rule(options: &str) -> Result<ApprovalRule, String> {
+        let set = load(&[&approval_policy(options)]).map_err(|e| e.to_string())?;
+        match &set.policies[0].rules[0].check {
+            Check::RequiresApproval(a) => Ok(a.clone()),
+            other => Err(format!("not an approval rule: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn approval_options_have_their_defaults() {
+        let a = approval_rule("").unwrap();
+        assert_eq!(a.valid_for, DEFAULT_VALID_FOR);
+        assert_eq!(a.single_use, None);
+        assert!(a.single_use_for(Action::Deploy));
+        assert!(!a.single_use_for(Action::Register));
+        assert!(a.signed);
+        assert_eq!(a.required, 1);
+        let a = approval_rule(
+            "        valid_for: 90m\n        single_use: false\n        signed: false\n",
+        )
+        .unwrap();
+        assert_eq!(a.valid_for, std::time::Duration::from_secs(90 * 60));
+        assert!(!a.single_use_for(Action::Deploy));
+        assert!(!a.signed);
+        let a = approval_rule("        single_use: true\n").unwrap();
+        assert!(a.single_use_for(Action::Execute));
+    }
+
+    #[test]
+    fn bad_approval_options_are_refused_with_the_line() {
+        for (options, want) in [
+            ("        valid_for: 24\n", "must be a duration"),
+            ("        valid_for: \"24\"\n", "is not a duration"),
+            ("        valid_for: 2 fortnights\n", "is not a duration"),
+            ("        valid_for: 30s\n", "out of range"),
+            ("        valid_for: 31d\n", "out of range"),
+            ("        valid_for: [1h]\n", "must be a duration"),
+            ("        single_use: yes please\n", "true or false"),
+            ("        signed: \"false\"\n", "true or false"),
+            ("        signd: false\n", "did you mean `signed`"),
+            ("        environments: [\"  \"]\n", "non-empty"),
+            (
+                "        when_registered: {}\n",
+                "needs `permissions` or `tags`",
+            ),
+            (
+                "        when_registered: {perms: [x]}\n",
+                "unknown key `perms`",
+            ),
+            ("        when_outside_workspace: 1\n", "true or false"),
+            ("        when_values: prod\n", "must be a list"),
+        ] {
+            let err = approval_rule(options).unwrap_err();
+            assert!(err.contains(want), "{options}: {err}");
+            assert!(err.contains("p0.yaml:"), "{options}: {err}");
+        }
+    }
+
+    #[test]
+    fn environments_match_trimmed_and_case_insensitively_both_sides() {
+        let a = approval_rule("        environments: [\" Production \", PROD, Prod-*]\n").unwrap();
+        assert_eq!(a.environments, ["production", "prod", "prod-*"]);
+        for env in [
+            "production",
+            "Production",
+            " PRODUCTION ",
+            "PROD",
+            "prod-eu",
+            "PROD-US-1",
+        ] {
+            assert!(a.environment_matches(Some(env)), "{env}");
+        }
+        for env in ["staging", "preprod", "production2", "prod_eu"] {
+            assert!(!a.environment_matches(Some(env)), "{env}");
+        }
+        // No environment is held (fail closed); a rule naming none holds every environment.
+        assert!(a.environment_matches(None));
+        assert!(
+            approval_rule("")
+                .unwrap()
+                .environment_matches(Some("staging"))
+        );
+    }
+
+    #[test]
+    fn values_match_whole_or_by_word() {
+        let globs: Vec<String> = ["production", "prod", "prod-*"].map(String::from).to_vec();
+        for v in [
+            "production",
+            " Production ",
+            "deploy.production",
+            "PROD",
+            "prod-eu",
+            "network:https:db.prod.example.com",
+            "db/Prod/main",
+        ] {
+            assert!(ApprovalRule::value_matches(&globs, v).is_some(), "{v}");
+        }
+        for v in ["product.catalog", "preprod", "reproduction", "staging", ""] {
+            assert!(ApprovalRule::value_matches(&globs, v).is_none(), "{v}");
         }
     }
 

@@ -171,3 +171,65 @@ fn target_events(
     }
     Ok(())
 }
+
+/// Spends the single-use approvals a passing run relied on (a deploy gate's approval is used
+/// once): each under its request's lock, with an `approval.consumed` intent entry before the
+/// file changes and a commit entry after, so the audit trail keeps the use even if the file is
+/// rewritten. A run that does not pass spends nothing. An approval that cannot be spent (a
+/// concurrent run used it first) is an error: the run does not go ahead on it.
+pub fn consume(
+    registry: &RegistryDir,
+    who: &Identity,
+    report: &Report,
+) -> Result<Vec<String>, anyhow::Error> {
+    use betty_core::approval::{ApprovalStore, CONSUMED_OPERATION, Consumption};
+    if report.relied_on.is_empty()
+        || report.outcome.exit_status() != betty_core::ExitStatus::Success
+    {
+        return Ok(Vec::new());
+    }
+    let action = report.action.map(|a| a.as_str()).unwrap_or("check");
+    let recorder = Recorder::new(registry, TOOL, who);
+    let store = ApprovalStore::new(&registry.approvals_dir());
+    let trust = store.trust(Some(&registry.audit_log()))?;
+    let now = betty_core::time::now();
+    let mut spent = Vec::new();
+    for id in &report.relied_on {
+        let mut op = None;
+        let consumption = Consumption {
+            at: betty_core::time::format(now),
+            by: who.user.clone(),
+            action: action.to_string(),
+            operation_id: None,
+        };
+        let used = store.consume(id, consumption, &trust, now, |req| {
+            op = Some(recorder.begin(
+                CONSUMED_OPERATION,
+                req.skill.as_deref(),
+                json!({"id": req.id, "action": action, "environment": report.environment, "file": format!("approvals/{}.json", req.id)}),
+            )?);
+            Ok(())
+        });
+        let req = used.map_err(|e| {
+            anyhow::anyhow!(
+                "the single-use approval `{id}` could not be used: {e}; nothing was deployed on it"
+            )
+        })?;
+        if let Some(op) = op {
+            op.commit(
+                AuditRecord {
+                    operation: CONSUMED_OPERATION.into(),
+                    skill: req.skill.clone(),
+                    outcome: "consumed".into(),
+                    details: Some(
+                        json!({"id": req.id, "action": action, "environment": report.environment}),
+                    ),
+                    ..AuditRecord::default()
+                },
+                &EventBatch::new(),
+            )?;
+        }
+        spent.push(id.clone());
+    }
+    Ok(spent)
+}

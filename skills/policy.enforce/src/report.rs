@@ -176,6 +176,8 @@ pub struct Report {
     pub now: Timestamp,
     pub outcome: Outcome,
     pub diagnostics: Vec<Diagnostic>,
+    /// Single-use approvals the run relied on: spent ([`crate::record::consume`]) when it passes.
+    pub relied_on: Vec<String>,
 }
 
 impl Report {
@@ -205,6 +207,7 @@ impl Report {
             now,
             outcome,
             diagnostics,
+            relied_on: Vec::new(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use betty_core::approval::{ApprovalRequest, ApprovalStore, Groups, Status};
+use betty_core::approval::{ApprovalRequest, ApprovalStore, Derived, Status, Trust};
 use betty_core::discover::RegistryDir;
 use betty_core::limits::Limits;
 use betty_core::manifest::{Kind, Manifest, type_name};
@@ -514,56 +514,95 @@ impl RegistryView {
     }
 }
 
-/// What the approvals folder says about one operation.
+/// What the approvals folder says about one operation, derived from its evidence.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum ApprovalState {
-    Approved { request: String },
-    Pending { request: Option<String> },
-    Rejected { request: String },
-    Expired { request: String },
+    Approved {
+        request: String,
+    },
+    Pending {
+        request: Option<String>,
+    },
+    Rejected {
+        request: String,
+    },
+    Expired {
+        request: String,
+    },
+    /// A request for this subject exists but cannot count: consumed (a single-use approval
+    /// already used), unsigned under a signed rule, or its evidence does not hold.
+    Unusable {
+        request: String,
+        why: String,
+    },
 }
 
-/// The approval requests of `registry/approvals/*.json`, read through
-/// `betty_core::approval` (the model `approval-queue` writes).
-#[derive(Clone, Debug, Default)]
+/// The approval requests of `registry/approvals/*.json`, each with its state derived by
+/// `betty_core::approval` from its verified signatures (never from its `status` field).
+#[derive(Debug, Default)]
 pub struct Approvals {
     requests: Vec<ApprovalRequest>,
-    groups: Groups,
+    derived: Vec<Derived>,
+    trust: Trust,
     /// Request indexes by subject name: an operation looks only at its own subject's
     /// requests (a scan of all of them per finding is quadratic over a batch).
     by_skill: HashMap<String, Vec<usize>>,
+    /// Single-use approvals this run relied on: spent once the run passes.
+    relied_on: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Approvals {
-    /// Reads every request; a corrupt one is an error naming the file (never skipped).
-    pub fn load(dir: &Path) -> Result<Approvals, Error> {
+    /// Reads every request, the keys, the groups and the uses recorded in the audit log; a
+    /// corrupt file is an error naming it (never skipped).
+    pub fn load(dir: &Path, audit_log: &Path) -> Result<Approvals, Error> {
         let store = ApprovalStore::new(dir);
-        Ok(Approvals::new(store.list()?, store.groups()?))
+        let trust = store.trust(Some(audit_log))?;
+        Ok(Approvals::new(
+            store.list()?,
+            trust,
+            betty_core::time::now(),
+        ))
     }
 
-    pub fn new(requests: Vec<ApprovalRequest>, groups: Groups) -> Approvals {
+    pub fn new(requests: Vec<ApprovalRequest>, trust: Trust, now: Timestamp) -> Approvals {
         let mut by_skill: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, r) in requests.iter().enumerate() {
             if let Some(s) = &r.skill {
                 by_skill.entry(s.clone()).or_default().push(i);
             }
         }
+        let derived = betty_core::approval::derive_all(&requests, &trust, now);
         Approvals {
             requests,
-            groups,
+            derived,
+            trust,
             by_skill,
+            relied_on: Default::default(),
         }
     }
 
-    /// Whether `groups.yaml` defines the group (true when no groups file exists: unknown).
+    /// Whether `groups.yaml` defines the group.
     pub fn defines_group(&self, group: &str) -> bool {
-        self.groups.0.is_empty() || self.groups.members(group).is_some()
+        self.trust.groups.members(group).is_some()
+    }
+
+    /// Single-use approvals the run relied on (to be consumed when it passes).
+    pub fn relied_on(&self) -> Vec<String> {
+        self.relied_on
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     /// The state of the approval an operation on `subject` needs: a request for the same
-    /// operation, subject name and digest, decided by the rule's group, with at least the
-    /// rule's number of distinct approvers other than the requester.
+    /// operation, subject name and subject digest, for the rule's group, whose derived state
+    /// is approved with at least the rule's number of distinct approvers, still inside the
+    /// rule's `valid_for`, signed unless the rule is in dev mode.
     pub fn state(
         &self,
         action: Action,
@@ -575,12 +614,14 @@ impl Approvals {
         let mut pending = None;
         let mut rejected = None;
         let mut expired = None;
+        let mut unusable = None;
         let mine = self
             .by_skill
             .get(subject)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        for r in mine.iter().map(|i| &self.requests[*i]) {
+        for i in mine {
+            let (r, d) = (&self.requests[*i], &self.derived[*i]);
             let op_matches = r.operation == action.as_str()
                 || r.operation.ends_with(&format!(".{}", action.as_str()));
             if !op_matches
@@ -591,20 +632,44 @@ impl Approvals {
                 continue;
             }
             let id = r.id.clone();
-            match r.effective_status(now) {
+            if rule.signed && d.unsigned {
+                unusable = Some((id, "it is unsigned and this policy requires signed approvals (`signed: false` is dev mode)".to_string()));
+                continue;
+            }
+            match d.status {
                 Status::Approved => {
-                    let approvers = r
-                        .approvals()
-                        .into_iter()
-                        .filter(|by| *by != r.requested_by)
-                        .count();
-                    if approvers as u32 >= rule.required {
+                    let usable = d
+                        .usable_until(Some(rule.valid_for))
+                        .is_some_and(|until| now < until);
+                    if d.approvals.len() as u32 >= rule.required && usable {
+                        if rule.single_use_for(action) {
+                            if let Ok(mut set) = self.relied_on.lock() {
+                                set.insert(id.clone());
+                            }
+                        }
                         return ApprovalState::Approved { request: id };
+                    }
+                    if !usable {
+                        expired = Some(id);
+                    } else {
+                        pending = Some(id);
                     }
                 }
                 Status::Pending => pending = Some(id),
                 Status::Expired => expired = Some(id),
                 Status::Rejected => rejected = Some(id),
+                Status::Consumed => {
+                    unusable = Some((
+                        id,
+                        "it was already used (single-use): request a new approval".into(),
+                    ))
+                }
+                Status::Invalid => {
+                    unusable = Some((
+                        id,
+                        format!("its evidence does not hold: {}", d.problems.join("; ")),
+                    ))
+                }
                 Status::Cancelled => {}
             }
         }
@@ -612,6 +677,8 @@ impl Approvals {
             ApprovalState::Pending { request: Some(id) }
         } else if let Some(id) = rejected {
             ApprovalState::Rejected { request: id }
+        } else if let Some((request, why)) = unusable {
+            ApprovalState::Unusable { request, why }
         } else if let Some(id) = expired {
             ApprovalState::Expired { request: id }
         } else {
@@ -625,12 +692,14 @@ mod tests {
     use super::*;
 
     fn request(status: &str, decisions: &[(&str, &str)]) -> ApprovalRequest {
+        // Recent times: an approval is usable for 24h after its quorum.
+        let at = (Timestamp::now() - jiff::SignedDuration::from_secs(3600)).to_string();
         serde_json::from_value(serde_json::json!({
             "id": "apr-1", "operation": "register", "skill": "a.b", "requested_by": "dev",
-            "requested_at": "2026-01-01T00:00:00Z", "reason": "r", "context": {},
+            "requested_at": at, "reason": "r", "context": {},
             "subject_digest": "sha256:d", "approvers": "security", "required": 2,
-            "expires_at": "2099-01-01T00:00:00Z", "status": status,
-            "decisions": decisions.iter().map(|(by, d)| serde_json::json!({"by": by, "decision": d, "at": "2026-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+            "expires_at": "2099-01-01T00:00:00Z", "status": status, "signed": false,
+            "decisions": decisions.iter().map(|(by, d)| serde_json::json!({"by": by, "decision": d, "at": at})).collect::<Vec<_>>(),
         }))
         .unwrap()
     }
@@ -642,10 +711,27 @@ mod tests {
             required: 2,
             when: Vec::new(),
             environments: Vec::new(),
+            ..ApprovalRule::default()
         };
         let now = Timestamp::now();
+        // Dev mode (unsigned requests, an unsigned rule): the counting rules are the same as
+        // for signed ones; the signed paths are tested end to end with real keys.
+        let rule = ApprovalRule {
+            signed: false,
+            ..rule
+        };
+        let group = betty_core::approval::Group {
+            members: vec!["x".into(), "y".into(), "dev".into()],
+            notify: None,
+        };
+        let trust = || Trust {
+            groups: betty_core::approval::Groups(
+                [("security".to_string(), group.clone())].into_iter().collect(),
+            ),
+            ..Trust::default()
+        };
         let state = |requests: Vec<ApprovalRequest>, digest: &str| {
-            Approvals::new(requests, Groups::default()).state(
+            Approvals::new(requests, trust(), now).state(
                 Action::Register,
                 "a.b",
                 digest,
@@ -663,14 +749,17 @@ mod tests {
             state(vec![two], "sha256:e"),
             ApprovalState::Pending { request: None }
         );
-        // The same approver twice, or the requester, does not count.
+        // The same approver twice, or the requester, does not count: one approval of two, so
+        // the request (whose file claims `approved`) is still pending.
         let weak = request(
             "approved",
             &[("x", "approve"), ("x", "approve"), ("dev", "approve")],
         );
         assert_eq!(
             state(vec![weak], "sha256:d"),
-            ApprovalState::Pending { request: None }
+            ApprovalState::Pending {
+                request: Some("apr-1".into())
+            }
         );
         let rejected = request("rejected", &[("x", "reject")]);
         assert!(matches!(

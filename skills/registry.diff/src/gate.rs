@@ -9,7 +9,7 @@
 //! version (registry-added keys left out), exactly what `policy-enforce --action update` binds
 //! an approval to.
 
-use betty_core::approval::ApprovalStore;
+use betty_core::approval::{ApprovalStore, Subject, SubjectTarget};
 use betty_core::discover::RegistryDir;
 use betty_core::manifest::Kind;
 use betty_core::registry::without_registry_keys;
@@ -65,23 +65,41 @@ pub fn check(
         )));
     }
     let store = ApprovalStore::new(&dir.approvals_dir());
+    let trust = store.trust(Some(&dir.audit_log()))?;
     let mut refused = Vec::new();
     let mut skills: Vec<&str> = escalations.iter().map(|p| p.skill.as_str()).collect();
     skills.dedup();
     for skill in skills {
-        let digest = entry(to, skill)
+        let entry_digest = entry(to, skill)
             .map(|e| betty_core::canonical::digest(&without_registry_keys(e)))
             .unwrap_or_default();
+        // The same binding `policy-enforce --action update` uses: the operation, the skill and
+        // its digest at the target version, no environment.
         let mut approved = false;
+        let mut digest = String::new();
         for op in APPROVING_OPERATIONS {
-            if store.find_approved(&digest, Some(op), now)?.is_some() {
+            let subject = Subject {
+                operation: (*op).to_string(),
+                target: Some(SubjectTarget {
+                    kind: "skill".into(),
+                    name: skill.to_string(),
+                    digest: entry_digest.clone(),
+                }),
+                environment: None,
+                args: Default::default(),
+            };
+            digest = subject.digest();
+            if store
+                .find_approved(&digest, Some(&[*op]), &trust, now)?
+                .is_some()
+            {
                 approved = true;
                 break;
             }
         }
         if !approved {
             refused.push(format!(
-                "`{skill}`: `--allow-escalation` needs an approved `update` request for this escalation, with subject_digest {digest} (request it with `approval-queue request --operation update`)"
+                "`{skill}`: `--allow-escalation` needs an approved (signed) `update` request for this escalation, with subject_digest {digest} (request it with `approval-queue request --operation update --manifest PATH`)"
             ));
         }
     }
