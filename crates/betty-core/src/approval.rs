@@ -808,7 +808,7 @@ impl DecideError {
     }
 
     /// The short kind recorded with an `approval.refused` event (`self_approval`, ...); `None`
-    /// for errors that are not refusals (I/O).
+    /// for errors that are not refusals (I/O, a request that cannot be met).
     pub fn refusal_kind(&self) -> Option<&'static str> {
         Some(match self {
             DecideError::SelfApproval { .. } => "self_approval",
@@ -821,8 +821,8 @@ impl DecideError {
             DecideError::BadSignature { .. } => "bad_signature",
             DecideError::InvalidRequest { .. } => "invalid_request",
             DecideError::Changed { .. } => return None,
-            DecideError::Unmeetable(_) => "unmeetable",
-            DecideError::Store(_) => return None,
+            // Bad input (exit 2, nothing written, not even a refusal): no identity was at stake.
+            DecideError::Unmeetable(_) | DecideError::Store(_) => return None,
         })
     }
 }
@@ -979,17 +979,16 @@ impl ApprovalStore {
         Ok(self.dir.join(format!("{id}.json")))
     }
 
-    /// A new pending request by `requester` (already normalised), to be signed over
-    /// [`ApprovalRequest::statement`] and then [`Self::create`]d. Refuses a request that can
-    /// never be met: an unknown group, more approvals than the group has members other than
-    /// the requester, an expiry that is not in the future.
-    pub fn draft(
+    /// Whether a request can be met, before anyone signs it: at least one approval, a defined
+    /// group with enough members other than the requester (all members when the requester is
+    /// not known yet), an expiry in the future and a readable `valid_for`.
+    pub fn check_new(
         &self,
-        new: NewRequest,
-        requester: &str,
+        new: &NewRequest,
+        requester: Option<&str>,
         trust: &Trust,
         now: jiff::Timestamp,
-    ) -> std::result::Result<ApprovalRequest, DecideError> {
+    ) -> std::result::Result<(), DecideError> {
         if new.required == 0 {
             return Err(DecideError::Unmeetable(
                 "`--required` must be at least 1".into(),
@@ -1014,11 +1013,17 @@ impl ApprovalStore {
                 }
             )));
         };
-        let others = members.iter().filter(|m| *m != requester).count();
+        let others = members
+            .iter()
+            .filter(|m| Some(m.as_str()) != requester)
+            .count();
         if new.required as usize > others {
             return Err(DecideError::Unmeetable(format!(
-                "`--required {}` approvals from `{}`, which has {} member(s) other than the requester `{requester}`; lower `--required` or add members",
-                new.required, new.approvers, others
+                "`--required {}` approvals from `{}`, which has {} member(s) other than the requester{}; lower `--required` or add members",
+                new.required,
+                new.approvers,
+                others,
+                requester.map(|r| format!(" `{r}`")).unwrap_or_default()
             )));
         }
         if new.expires_at <= now {
@@ -1031,6 +1036,21 @@ impl ApprovalStore {
             crate::time::parse_duration(v)
                 .map_err(|e| DecideError::Unmeetable(format!("`--valid-for {v}`: {e}")))?;
         }
+        Ok(())
+    }
+
+    /// A new pending request by `requester` (already normalised), to be signed over
+    /// [`ApprovalRequest::statement`] and then [`Self::create`]d. Refuses a request that can
+    /// never be met: an unknown group, more approvals than the group has members other than
+    /// the requester, an expiry that is not in the future.
+    pub fn draft(
+        &self,
+        new: NewRequest,
+        requester: &str,
+        trust: &Trust,
+        now: jiff::Timestamp,
+    ) -> std::result::Result<ApprovalRequest, DecideError> {
+        self.check_new(&new, Some(requester), trust, now)?;
         let subject_digest = new.subject.digest();
         Ok(ApprovalRequest {
             schema_version: APPROVAL_SCHEMA_VERSION,

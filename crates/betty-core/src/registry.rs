@@ -246,6 +246,13 @@ pub fn without_registry_keys(entry: &Value) -> Value {
     }
 }
 
+/// The canonical digest an approval of a registered entry binds to (registry-added keys left
+/// out, so a manifest and its unchanged registry entry have one digest). Used by
+/// `policy-enforce`, `approval-queue request --skill` and `registry-diff`'s escalation gate.
+pub fn entry_digest(entry: &Value) -> String {
+    crate::canonical::digest(&without_registry_keys(entry))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

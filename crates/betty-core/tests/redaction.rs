@@ -2,10 +2,10 @@
 //! break what binds an approval to its subject.
 
 use betty_core::approval::{ApprovalStore, NewRequest, Subject, Verdict};
-use betty_core::sshsig::{KeyRef, NAMESPACE};
-use betty_testkit::keys::Keyring;
 use betty_core::audit::{AuditLog, AuditRecord};
 use betty_core::identity::Identity;
+use betty_core::sshsig::{KeyRef, NAMESPACE};
+use betty_testkit::keys::Keyring;
 use serde_json::json;
 
 fn who() -> Identity {
@@ -121,7 +121,11 @@ fn approval_requests_are_stored_redacted_and_still_match_their_subject() {
         )
         .unwrap();
     let alice = KeyRef::from_path(&keys.key("alice"));
-    decision.signature = Some(alice.sign(NAMESPACE, &decision.statement(&current)).unwrap());
+    decision.signature = Some(
+        alice
+            .sign(NAMESPACE, &decision.statement(&current))
+            .unwrap(),
+    );
     store
         .decide(
             &req.id,

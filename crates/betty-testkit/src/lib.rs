@@ -3,12 +3,14 @@
 //! another crate's tests) may skip with a message on a developer's machine, but never in CI:
 //! with `BETTY_REQUIRE_ALL=1` (exported by `.ci/run`) every skip is a failure naming what was
 //! missing. Every skip in the workspace goes through [`skip`], so none can be forgotten.
-//! [`keys`] makes real SSH keys with `ssh-keygen` for the approval tests.
+//! [`keys`] makes real SSH keys with `ssh-keygen` for the approval tests; [`bins`] finds the
+//! workspace's binaries for a test that runs one its crate does not build.
 
 #![allow(clippy::print_stderr)] // a skipped test says why, on stderr
 
 use std::path::PathBuf;
 
+pub mod bins;
 pub mod keys;
 
 /// The variable that turns every skip into a failure (set by `.ci/run`).

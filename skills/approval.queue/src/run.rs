@@ -79,16 +79,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                         .with_context(|| format!("`--expires-in {expires_in}` is too far"))?
                 }
             };
-            let (skill, subject_value, context) = resolve_subject(&subject)?;
-            let signer = if unsigned {
-                None
-            } else {
-                Some(ctx.signer(&key, &trust, "request")?)
-            };
-            let requester = match &signer {
-                Some(s) => s.principal.clone(),
-                None => normalise_claim(&ctx.who.user)?,
-            };
+            let (skill, subject_value, context) = resolve_subject(&subject, &ctx.registry)?;
             let new = NewRequest {
                 operation: subject.operation.clone(),
                 skill,
@@ -100,6 +91,19 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 expires_at,
                 valid_for,
                 signed: !unsigned,
+            };
+            // A request that can never be met is refused before anyone is asked to sign.
+            ctx.store
+                .check_new(&new, None, &trust, ctx.now)
+                .map_err(anyhow::Error::new)?;
+            let signer = if unsigned {
+                None
+            } else {
+                Some(ctx.signer(&key, &trust, "request")?)
+            };
+            let requester = match &signer {
+                Some(s) => s.principal.clone(),
+                None => normalise_claim(&ctx.who.user)?,
             };
             let mut req = match ctx.store.draft(new, &requester, &trust, ctx.now) {
                 Ok(r) => r,
@@ -191,7 +195,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Check { subject } => {
             let trust = ctx.trust()?;
-            let (skill, subject_value, _) = resolve_subject(&subject)?;
+            let (skill, subject_value, _) = resolve_subject(&subject, &ctx.registry)?;
             let digest = subject_value.digest();
             let found = ctx.store.for_subject(
                 &digest,
@@ -481,8 +485,13 @@ fn decide(
     }
 }
 
-/// The skill, the subject and the context an approval binds to.
-fn resolve_subject(s: &SubjectArgs) -> Result<(Option<String>, Subject, Value)> {
+/// The skill, the subject and the context an approval binds to. The target is the manifest
+/// when `--manifest` is given, else the registered entry `--skill` names (as policy-enforce
+/// binds a registered skill), else none (an operation on no target).
+fn resolve_subject(
+    s: &SubjectArgs,
+    registry: &RegistryDir,
+) -> Result<(Option<String>, Subject, Value)> {
     let mut args = std::collections::BTreeMap::new();
     for a in &s.args {
         let Some((k, v)) = a.split_once('=') else {
@@ -502,12 +511,15 @@ fn resolve_subject(s: &SubjectArgs) -> Result<(Option<String>, Subject, Value)> 
             let (name, digest) = target_digest(path, &kind)?;
             Some(SubjectTarget { kind, name, digest })
         }
-        None => {
-            if s.kind.is_some() {
-                bail!("`--kind` says what `--manifest` is; pass `--manifest PATH` too");
+        None => match &s.skill {
+            Some(name) => Some(registered_target(registry, name, s.kind.as_deref())?),
+            None => {
+                if s.kind.is_some() {
+                    bail!("`--kind` says what `--manifest` or `--skill` is; pass one of them too");
+                }
+                None
             }
-            None
-        }
+        },
     };
     let skill = s
         .skill
@@ -525,6 +537,42 @@ fn resolve_subject(s: &SubjectArgs) -> Result<(Option<String>, Subject, Value)> 
         "args": subject.args,
     });
     Ok((skill, subject, context))
+}
+
+/// The registered entry `name` (in `skills.json`, or `agents.json` for `--kind agent`) as an
+/// approval target. A name the registry lacks is an error: binding to nothing would let any
+/// later entry of that name through.
+fn registered_target(
+    registry: &RegistryDir,
+    name: &str,
+    kind: Option<&str>,
+) -> Result<SubjectTarget> {
+    use betty_core::manifest::Kind;
+    let (kind, path) = match kind.unwrap_or("skill") {
+        "skill" => (Kind::Skill, registry.skills_json()),
+        "agent" => (Kind::Agent, registry.agents_json()),
+        other => bail!(
+            "`--kind {other} --skill {name}`: only skills and agents are registered; pass `--manifest PATH` for a {other}"
+        ),
+    };
+    let reg = betty_core::registry::Registry::load_or_empty(&path, kind)?;
+    let Some(entry) = reg.get(name) else {
+        bail!(
+            "`{}` is not registered in `{}`; pass `--manifest PATH` to bind the approval to a manifest",
+            betty_core::escape::escape(name),
+            path.display()
+        );
+    };
+    Ok(SubjectTarget {
+        kind: if kind == Kind::Agent {
+            "agent"
+        } else {
+            "skill"
+        }
+        .to_string(),
+        name: name.to_string(),
+        digest: betty_core::registry::entry_digest(entry),
+    })
 }
 
 /// `agent.yaml` is an agent, a file under `workflows/` a workflow, anything else a skill (the

@@ -23,6 +23,9 @@ fn request_args(reason: &str, arg: &str) -> Vec<String> {
         reason,
         "--format",
         "json",
+        // Dev mode: hostile text is about parsing and display, not keys (signed flows are in
+        // cli.rs and signed.rs).
+        "--unsigned",
     ]
     .map(String::from)
     .to_vec()

@@ -18,6 +18,7 @@ fn assert_terminal_safe(what: &str, text: &str) {
 struct Env {
     _dir: tempfile::TempDir,
     root: PathBuf,
+    keys: betty_testkit::keys::Keyring,
 }
 
 impl Env {
@@ -32,14 +33,37 @@ impl Env {
             "groups:\n  security: [alice@x.com, bob@x.com]\n",
         )
         .unwrap();
-        Env { _dir: dir, root }
+        let keys = betty_testkit::keys::Keyring::new(&root.join("keys"), &["dev", "alice", "bob"])
+            .expect("ssh-keygen (install openssh-client)");
+        keys.write_allowed_signers(
+            &reg.join("approvals/allowed_signers"),
+            &[
+                ("dev@x.com", "dev"),
+                ("alice@x.com", "alice"),
+                ("bob@x.com", "bob"),
+            ],
+        );
+        Env {
+            _dir: dir,
+            root,
+            keys,
+        }
     }
 
+    /// Runs as `user`, signing with their key where the subcommand signs.
     fn run(&self, user: &str, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_approval-queue"))
-            .args(args)
-            .args(["--user", user])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_approval-queue"));
+        cmd.args(args).args(["--user", user]);
+        if args
+            .first()
+            .is_some_and(|a| ["request", "approve", "reject", "revoke", "cancel"].contains(a))
+        {
+            cmd.arg("--key")
+                .arg(self.keys.key(user.split('@').next().unwrap_or(user)));
+        }
+        let out = cmd
             .current_dir(&self.root)
+            .env_remove("BETTY_USER")
             .env_remove("BETTY_REGISTRY")
             .env_remove("BETTY_HOME")
             .env("NO_COLOR", "1")

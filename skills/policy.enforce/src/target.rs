@@ -14,7 +14,7 @@ use betty_core::approval::{ApprovalRequest, ApprovalStore, Derived, Status, Trus
 use betty_core::discover::RegistryDir;
 use betty_core::limits::Limits;
 use betty_core::manifest::{Kind, Manifest, type_name};
-use betty_core::registry::{Registry, without_registry_keys};
+use betty_core::registry::Registry;
 use betty_core::{Document, Error, Pos, SourceName};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -128,7 +128,7 @@ impl Target {
                 .any(|k| m.contains_key(*k))
         });
         if has_registry_keys {
-            betty_core::canonical::digest(&without_registry_keys(value))
+            betty_core::registry::entry_digest(value)
         } else {
             betty_core::canonical::digest(value)
         }
@@ -726,7 +726,9 @@ mod tests {
         };
         let trust = || Trust {
             groups: betty_core::approval::Groups(
-                [("security".to_string(), group.clone())].into_iter().collect(),
+                [("security".to_string(), group.clone())]
+                    .into_iter()
+                    .collect(),
             ),
             ..Trust::default()
         };

@@ -356,7 +356,7 @@ fn escalation_against_the_registered_version_is_blocked() {
 }
 
 #[test]
-fn network_access_waits_for_a_matching_approval() {
+fn network_access_waits_and_a_hand_written_approval_does_not_count() {
     let p = Project::new();
     let text = GOOD_SKILL.replace(
         "  - filesystem:read\nentry",
@@ -392,29 +392,21 @@ fn network_access_waits_for_a_matching_approval() {
         })
         .to_string()
     };
+    // A hand-written file that says `approved`, with a decision by a member, does not count:
+    // it carries no signature (the signed flows are in signed.rs, with real keys).
     p.write(
         "registry/approvals/apr-1.json",
         &approval("approved", "approve", &digest),
     );
     let out = p.run(&["--action", "register", m.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stdout.contains("✅ Approved: network-approval"),
+        out.stdout
+            .contains("`apr-1` does not count: it is unsigned"),
         "{}",
         out.stdout
     );
-    // The approval binds to the exact manifest: change it and it no longer applies.
-    let changed = text.replace("0.1.0", "0.1.1");
-    std::fs::write(&m, changed).unwrap();
-    let out = p.run(&["--action", "register", m.to_str().unwrap()]);
-    assert_eq!(out.code, 3, "{}", out.stdout);
-    std::fs::write(&m, &text).unwrap();
-    p.write(
-        "registry/approvals/apr-1.json",
-        &approval("rejected", "reject", &digest),
-    );
-    let out = p.run(&["--action", "register", m.to_str().unwrap()]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(!out.stdout.contains("✅ Approved"), "{}", out.stdout);
     // A corrupt request is an error naming the file, never skipped.
     p.write("registry/approvals/apr-2.json", "{\"id\": ");
     let out = p.run(&["--action", "register", m.to_str().unwrap()]);

@@ -12,7 +12,6 @@
 use betty_core::approval::{ApprovalStore, Subject, SubjectTarget};
 use betty_core::discover::RegistryDir;
 use betty_core::manifest::Kind;
-use betty_core::registry::without_registry_keys;
 use serde_json::Value;
 
 use crate::diff::RegistryDiff;
@@ -71,7 +70,7 @@ pub fn check(
     skills.dedup();
     for skill in skills {
         let entry_digest = entry(to, skill)
-            .map(|e| betty_core::canonical::digest(&without_registry_keys(e)))
+            .map(betty_core::registry::entry_digest)
             .unwrap_or_default();
         // The same binding `policy-enforce --action update` uses: the operation, the skill and
         // its digest at the target version, no environment.

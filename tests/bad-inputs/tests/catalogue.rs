@@ -18,49 +18,10 @@ fn cases() -> Vec<Case> {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Whether a binary is older than a source file it was built from (its `.d` dep-info file,
-/// written by cargo beside it, lists them).
-fn stale(bin: &Path) -> Option<PathBuf> {
-    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
-    let deps = std::fs::read_to_string(bin.with_extension("d")).ok()?;
-    let (_, sources) = deps.lines().next()?.split_once(": ")?;
-    sources
-        .replace("\\ ", "\u{0}")
-        .split(' ')
-        .map(|s| PathBuf::from(s.replace('\u{0}', " ")))
-        .find(|source| {
-            std::fs::metadata(source)
-                .and_then(|m| m.modified())
-                .is_ok_and(|m| m > built)
-        })
-}
-
-/// The folder holding the binaries: the test executable is `<target>/<profile>/deps/...`.
-/// Each binary must exist and be newer than its sources, so a stale build cannot pass.
+/// The binaries built in this target folder, each newer than its sources.
 fn env() -> Env {
-    let exe = std::env::current_exe().unwrap();
-    let bin_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps")
-        .to_path_buf();
-    for bin in BINARIES {
-        let path = bin_dir.join(bin);
-        assert!(
-            path.is_file(),
-            "{} is not built: run `cargo build --workspace --bins` (or the whole workspace's tests) first",
-            path.display()
-        );
-        if let Some(source) = stale(&path) {
-            panic!(
-                "{} is older than {}: run `cargo build --workspace --bins` (or the whole workspace's tests) first",
-                path.display(),
-                source.display()
-            );
-        }
-    }
     Env {
-        bin_dir,
+        bin_dir: betty_testkit::bins::dir(&BINARIES),
         bundled_registry: root().join("registry"),
     }
 }
