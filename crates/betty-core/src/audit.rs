@@ -371,7 +371,7 @@ impl AuditLog {
         let mut count = 0u64;
         let mut legacy = LegacyDigest::default();
         let mut last: Option<Head> = None;
-        self.for_each_entry(|_, v| {
+        self.for_each_entry_locked(|_, v| {
             count += 1;
             match (v.get("seq").and_then(Value::as_u64), v.get("hash")) {
                 (Some(seq), Some(Value::String(h))) => {
@@ -396,8 +396,16 @@ impl AuditLog {
         })
     }
 
-    /// Streams every entry of the array, in order, with its index.
-    pub fn for_each_entry(&self, mut visit: impl FnMut(u64, Value)) -> Result<()> {
+    /// Streams every entry of the array, in order, with its index, under the shared lock (a
+    /// writer rewrites the tail in place: an unlocked reader could see it half way).
+    pub fn for_each_entry(&self, visit: impl FnMut(u64, Value)) -> Result<()> {
+        self.settle()?;
+        let _lock = fsx::LockGuard::shared(&self.path)?;
+        self.for_each_entry_locked(visit)
+    }
+
+    /// [`Self::for_each_entry`] for a caller holding the lock.
+    fn for_each_entry_locked(&self, mut visit: impl FnMut(u64, Value)) -> Result<()> {
         let Some(f) = fsx::open_regular_if_exists(&self.path)? else {
             return Ok(());
         };
@@ -467,7 +475,7 @@ impl AuditLog {
             return Ok(report);
         }
         let mut open: HashMap<String, Unfinished> = HashMap::new();
-        self.for_each_entry(|i, v| {
+        self.for_each_entry_locked(|i, v| {
             report.entries += 1;
             let Some(obj) = v.as_object() else {
                 report.breaks.push(Break {

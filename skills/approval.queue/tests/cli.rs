@@ -61,6 +61,20 @@ impl Env {
         self.command(user, args).output().unwrap()
     }
 
+    /// Runs signing with the key `key`, claiming nothing unless `args` do.
+    fn with_key(&self, key: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_approval-queue"));
+        cmd.args(args)
+            .arg("--key")
+            .arg(self.keys.key(key))
+            .current_dir(&self.root)
+            .env_remove("BETTY_REGISTRY")
+            .env_remove("BETTY_USER")
+            .env_remove("BETTY_HOME")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
     /// The command [`Env::run`] runs.
     fn command(&self, user: &str, args: &[&str]) -> Command {
         let key = user.split('@').next().unwrap_or(user);
@@ -563,4 +577,249 @@ fn a_decision_killed_at_any_instant_is_never_unaudited() {
         );
         assert!(intents <= 1);
     }
+}
+
+fn refusals(reg: &Path) -> Vec<String> {
+    events(reg)
+        .iter()
+        .filter(|e| e["event_type"] == "approval.refused")
+        .map(|e| {
+            e["context"]["approval"]["refusal"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_claimed_identity_without_its_key_is_refused_and_recorded() {
+    let env = Env::new();
+    let id = env.request("1");
+    // Mallory's key, claiming to be alice (a member): by --user and by BETTY_USER.
+    let by_flag = env
+        .with_key("mallory", &["approve", &id, "--user", "alice@x.com"])
+        .output()
+        .unwrap();
+    assert_eq!(by_flag.status.code(), Some(2), "{}", stderr(&by_flag));
+    assert!(
+        stderr(&by_flag).contains("not a principal of the key"),
+        "{}",
+        stderr(&by_flag)
+    );
+    let by_var = env
+        .with_key("mallory", &["approve", &id])
+        .env("BETTY_USER", "alice@x.com")
+        .output()
+        .unwrap();
+    assert_eq!(by_var.status.code(), Some(2), "{}", stderr(&by_var));
+    // Both attempts left a trace; the request is unchanged.
+    assert_eq!(
+        refusals(&env.registry()),
+        ["claim_mismatch", "claim_mismatch"]
+    );
+    let status = env.run("dev@x.com", &["status", &id, "--format", "json"]);
+    assert_eq!(status.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["decisions"].as_array().unwrap().len(), 0);
+    // A key nobody listed is refused, and recorded.
+    let eve = env.with_key("eve", &["approve", &id]).output().unwrap();
+    assert_eq!(eve.status.code(), Some(2), "{}", stderr(&eve));
+    assert!(stderr(&eve).contains("not listed"), "{}", stderr(&eve));
+    // A member who is not in the group: recorded too.
+    let out = env.run("mallory@x.com", &["approve", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        refusals(&env.registry()),
+        [
+            "claim_mismatch",
+            "claim_mismatch",
+            "unknown_key",
+            "not_in_group"
+        ]
+    );
+}
+
+#[test]
+fn the_requester_under_a_case_or_width_variant_cannot_approve() {
+    let env = Env::new();
+    // dev has a second key, listed under a variant spelling, and the group lists dev under
+    // another: all of them are one person.
+    env.keys.add("dev2");
+    let signers = env.registry().join("approvals/allowed_signers");
+    let mut text = std::fs::read_to_string(&signers).unwrap();
+    text.push_str(&env.keys.line("DEV@X.COM", "dev2"));
+    std::fs::write(&signers, text).unwrap();
+    std::fs::write(
+        env.registry().join("approvals/groups.yaml"),
+        "groups:\n  security: [alice@x.com, bob@x.com, \" Dev@X.com \"]\n",
+    )
+    .unwrap();
+    let id = env.request("1");
+    for claim in ["DEV@X.COM", "\u{ff24}\u{ff25}\u{ff36}@x.com", " dev@x.com "] {
+        let out = env
+            .with_key("dev2", &["approve", &id, "--user", claim])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{claim:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("may not decide"),
+            "{claim:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A zero-width character in a claim is refused before anything else.
+    let out = env
+        .with_key("dev2", &["approve", &id, "--user", "dev\u{200b}@x.com"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        env.run("dev@x.com", &["status", &id]).status.code(),
+        Some(3)
+    );
+    assert!(
+        refusals(&env.registry())
+            .iter()
+            .all(|r| r == "self_approval")
+    );
+}
+
+#[test]
+fn requests_that_can_never_be_met_are_refused_and_write_nothing() {
+    let env = Env::new();
+    let m = env.manifest();
+    let before = snapshot(&env.registry());
+    for (who, extra, says) in [
+        ("dev@x.com", vec!["--approvers", "nobody"], "not defined"),
+        (
+            "dev@x.com",
+            vec!["--approvers", "security", "--required", "4"],
+            "3 member(s)",
+        ),
+        // alice is in security: the two others are all that can approve her request.
+        (
+            "alice@x.com",
+            vec!["--approvers", "security", "--required", "3"],
+            "2 member(s)",
+        ),
+        (
+            "dev@x.com",
+            vec![
+                "--approvers",
+                "security",
+                "--expires-at",
+                "2020-01-01T00:00:00Z",
+            ],
+            "not in the future",
+        ),
+    ] {
+        let mut args = vec![
+            "request",
+            "--operation",
+            "deploy",
+            "--manifest",
+            &m,
+            "--reason",
+            "r",
+        ];
+        args.extend(&extra);
+        let out = env.run(who, &args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
+    }
+    assert_eq!(snapshot(&env.registry()), before);
+}
+
+#[test]
+fn an_approver_revokes_before_use_and_wait_sees_the_decision() {
+    let env = Env::new();
+    let id = env.request("1");
+    assert_eq!(
+        env.run("alice@x.com", &["approve", &id]).status.code(),
+        Some(0)
+    );
+    let out = env.run("alice@x.com", &["revoke", &id, "--comment", "wrong build"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // Revoked: pending again, and alice cannot approve once more.
+    assert_eq!(
+        env.run("dev@x.com", &["status", &id]).status.code(),
+        Some(3)
+    );
+    let again = env.run("alice@x.com", &["approve", &id]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    // Only the requester cancels.
+    let out = env.run("bob@x.com", &["cancel", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // `wait` times out as pending, then sees bob's approval.
+    let out = env.run(
+        "dev@x.com",
+        &["wait", &id, "--timeout", "1s", "--interval", "1s"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let waiter = env
+        .command(
+            "dev@x.com",
+            &["wait", &id, "--timeout", "10m", "--interval", "1s"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        env.run("bob@x.com", &["approve", &id]).status.code(),
+        Some(0)
+    );
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("approved"), "{}", stdout(&out));
+}
+
+#[test]
+fn twenty_approvers_signing_at_once_are_all_recorded() {
+    let env = Env::new();
+    let names: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    let signers = env.registry().join("approvals/allowed_signers");
+    let mut text = std::fs::read_to_string(&signers).unwrap();
+    for n in &names {
+        env.keys.add(n);
+        text.push_str(&env.keys.line(&format!("{n}@x.com"), n));
+    }
+    std::fs::write(&signers, text).unwrap();
+    let members: Vec<String> = names.iter().map(|n| format!("{n}@x.com")).collect();
+    std::fs::write(
+        env.registry().join("approvals/groups.yaml"),
+        format!("groups:\n  security: [{}]\n", members.join(", ")),
+    )
+    .unwrap();
+    let id = env.request("20");
+    let children: Vec<_> = members
+        .iter()
+        .map(|m| {
+            env.command(m, &["approve", &id])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text =
+        std::fs::read_to_string(env.registry().join(format!("approvals/{id}.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    betty_core::schema::validate(betty_core::schema::SchemaId::ApprovalRequest, &v).unwrap();
+    assert_eq!(v["decisions"].as_array().unwrap().len(), 20, "{v:#}");
+    let status = env.run("dev@x.com", &["status", &id, "--format", "json"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["approvals"].as_array().unwrap().len(), 20);
+    let log = betty_core::audit::AuditLog::new(&env.registry().join("audit_log.json"));
+    let report = log.verify(None).unwrap();
+    assert!(report.ok() && report.unfinished.is_empty(), "{report:?}");
 }

@@ -33,6 +33,15 @@ impl Env {
             "groups:\n  security: [alice@x.com, bob@x.com]\n",
         )
         .unwrap();
+        // `--skill NAME` binds to the registered entry.
+        std::fs::write(
+            reg.join("skills.json"),
+            r#"{"registry_version": "1.0.0", "generated_at": "2026-01-01T00:00:00+00:00", "skills": [
+  {"name": "vault.rotate", "version": "1.0.0", "description": "Rotate secrets", "status": "active"},
+  {"name": "x.y", "version": "1.0.0", "description": "x", "status": "active"}
+]}"#,
+        )
+        .unwrap();
         let keys = betty_testkit::keys::Keyring::new(&root.join("keys"), &["dev", "alice", "bob"])
             .expect("ssh-keygen (install openssh-client)");
         keys.write_allowed_signers(
