@@ -368,20 +368,20 @@ impl Trust {
         let signers = AllowedSigners::load(&approvals_dir.join("allowed_signers"))?;
         let groups = Groups::load(&approvals_dir.join("groups.yaml"))?;
         let mut consumed = BTreeSet::new();
-        if let Some(log) = audit_log {
-            if log.symlink_metadata().is_ok() {
-                crate::audit::AuditLog::new(log).for_each_entry(|_, entry| {
-                    if entry.get("operation").and_then(Value::as_str) == Some(CONSUMED_OPERATION) {
-                        let id = entry
-                            .pointer("/details/id")
-                            .or_else(|| entry.pointer("/details/change/id"))
-                            .and_then(Value::as_str);
-                        if let Some(id) = id {
-                            consumed.insert(id.to_string());
-                        }
+        if let Some(log) = audit_log
+            && log.symlink_metadata().is_ok()
+        {
+            crate::audit::AuditLog::new(log).for_each_entry(|_, entry| {
+                if entry.get("operation").and_then(Value::as_str) == Some(CONSUMED_OPERATION) {
+                    let id = entry
+                        .pointer("/details/id")
+                        .or_else(|| entry.pointer("/details/change/id"))
+                        .and_then(Value::as_str);
+                    if let Some(id) = id {
+                        consumed.insert(id.to_string());
                     }
-                })?;
-            }
+                }
+            })?;
         }
         Ok(Trust {
             signers,
@@ -595,7 +595,7 @@ impl ApprovalRequest {
                 ignore("the requester may not decide their own request".into());
                 continue;
             }
-            if !members.iter().any(|m| *m == who) {
+            if !members.contains(&who) {
                 ignore(format!("not a member of `{}`", self.approvers));
                 continue;
             }
@@ -893,16 +893,16 @@ impl Groups {
                         ));
                     };
                     let notify = map.get("notify").cloned();
-                    if let Some(n) = &notify {
-                        if !n.is_object() {
-                            return Err(Error::invalid(
-                                &doc.source,
-                                doc.pos(&format!("{ptr}/notify")),
-                                format!(
-                                    "`notify` of group `{name}` must be a mapping `{{slack: [URL], webhooks: [URL], email: [ADDRESS]}}`"
-                                ),
-                            ));
-                        }
+                    if let Some(n) = &notify
+                        && !n.is_object()
+                    {
+                        return Err(Error::invalid(
+                            &doc.source,
+                            doc.pos(&format!("{ptr}/notify")),
+                            format!(
+                                "`notify` of group `{name}` must be a mapping `{{slack: [URL], webhooks: [URL], email: [ADDRESS]}}`"
+                            ),
+                        ));
                     }
                     (list, format!("{ptr}/members"), notify)
                 }

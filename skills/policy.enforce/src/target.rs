@@ -642,10 +642,10 @@ impl Approvals {
                         .usable_until(Some(rule.valid_for))
                         .is_some_and(|until| now < until);
                     if d.approvals.len() as u32 >= rule.required && usable {
-                        if rule.single_use_for(action) {
-                            if let Ok(mut set) = self.relied_on.lock() {
-                                set.insert(id.clone());
-                            }
+                        if rule.single_use_for(action)
+                            && let Ok(mut set) = self.relied_on.lock()
+                        {
+                            set.insert(id.clone());
                         }
                         return ApprovalState::Approved { request: id };
                     }
