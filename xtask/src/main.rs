@@ -7,11 +7,13 @@
 //!   kill (`xtask/src/torture.rs`; TORTURE.md has a full-size run).
 //! - `bench`: release build, then each benchmark side by side with its baseline in the same
 //!   invocation; writes `BENCHMARKS.md` with the command that produced it.
-//! - `demo`: runs the README's main job on the bundled registry.
+//! - `demo`: runs the README's main job on the bundled registry, then walks through a signed
+//!   approval with throw-away keys in a temporary copy (`xtask/src/demo.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod demo;
 mod generate;
 #[cfg(test)]
 mod tidy;
@@ -27,7 +29,7 @@ fn main() -> std::process::ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::run(&root(), &args[1..]),
-        Some("demo") => demo(),
+        Some("demo") => demo::run(),
         Some("torture") => torture::run(&root(), &args[1..]),
         Some("sync-registry") => sync_registry(),
         Some("dist") => dist(),
@@ -37,7 +39,7 @@ fn main() -> std::process::ExitCode {
         Some("bench-audit") => bench::audit_in_process(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry\n  torture kill -9 every writer at random instants; check the registry after each (--quick, --iterations N, --writer NAME, --seed N, --report FILE)\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
+                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry, then a signed approval walked through\n  torture kill -9 every writer at random instants; check the registry after each (--quick, --iterations N, --writer NAME, --seed N, --report FILE)\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
             );
             return std::process::ExitCode::from(2);
         }
@@ -206,18 +208,4 @@ fn gen_events(args: &[String]) -> Result<()> {
     let (n, violated) = generate::events(Path::new(path), bytes.parse()?, jiff::Timestamp::now())?;
     eprintln!("{n} events ({violated} policy.violated) in {path}");
     Ok(())
-}
-
-fn demo() -> Result<()> {
-    let mut c = cargo();
-    c.args([
-        "run",
-        "--release",
-        "-p",
-        "policy-enforce",
-        "--",
-        "--action",
-        "audit",
-    ]);
-    step("policy-enforce --action audit", c)
 }
