@@ -312,41 +312,47 @@ impl Subject {
             "operation": self.operation.trim(),
             "target": self.target,
             "environment": self.normalised_environment(),
-            "args": self.args,
+            "args": self.stored().args,
         })
     }
 
-    /// The subject as stored: secrets in arguments and the environment redacted (the digest
-    /// is taken before, on the original).
-    pub fn redacted(&self) -> Subject {
-        let mut args = self.args.clone();
-        for (k, v) in &mut args {
-            if crate::redact::is_secret_key(k) {
-                *v = crate::redact::REDACTED.to_string();
-            } else {
-                *v = crate::redact::redact_text(v).into_owned();
-            }
-        }
+    /// The subject as stored and digested: an argument whose value is (or looks like) a
+    /// secret stands as `sha256:` and its digest, so the stored subject holds no secret and
+    /// still reproduces `subject_digest` exactly.
+    pub fn stored(&self) -> Subject {
         Subject {
             operation: self.operation.clone(),
             target: self.target.clone(),
-            environment: self
-                .environment
-                .as_deref()
-                .map(|e| crate::redact::redact_text(e).into_owned()),
-            args,
+            environment: self.environment.clone(),
+            args: self
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), canonical_arg(k, v)))
+                .collect(),
         }
-    }
-
-    /// Whether something in the subject was redacted when it was stored.
-    pub fn is_redacted(&self) -> bool {
-        let marked = |s: &str| s.contains(crate::redact::REDACTED);
-        self.args.values().any(|v| marked(v)) || self.environment.as_deref().is_some_and(marked)
     }
 
     /// `sha256:` and the hex digest of the canonical subject.
     pub fn digest(&self) -> String {
         crate::canonical::digest(&self.canonical_value())
+    }
+}
+
+/// An argument value as digested: a secret (by its key or its look) becomes `sha256:HEX`;
+/// a value already in that form stays, so digesting a stored subject again gives the same.
+fn canonical_arg(key: &str, value: &str) -> String {
+    let hashed = value.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    });
+    if hashed {
+        return value.to_string();
+    }
+    if crate::redact::is_secret_key(key) || crate::redact::redact_text(value) != value {
+        format!("sha256:{}", crate::canonical::sha256_hex(value.as_bytes()))
+    } else {
+        value.to_string()
     }
 }
 
@@ -359,6 +365,9 @@ pub struct Trust {
     /// Request ids the audit trail records as consumed (intent entries included: a use that
     /// may have happened counts as one).
     pub consumed: BTreeSet<String>,
+    /// Revocations, rejections and cancellations the audit trail records, by request id:
+    /// `(by, verdict)`. They count even when the request file lost them.
+    pub withdrawn: BTreeMap<String, Vec<(String, Verdict)>>,
 }
 
 impl Trust {
@@ -368,18 +377,38 @@ impl Trust {
         let signers = AllowedSigners::load(&approvals_dir.join("allowed_signers"))?;
         let groups = Groups::load(&approvals_dir.join("groups.yaml"))?;
         let mut consumed = BTreeSet::new();
+        let mut withdrawn: BTreeMap<String, Vec<(String, Verdict)>> = BTreeMap::new();
         if let Some(log) = audit_log
             && log.symlink_metadata().is_ok()
         {
             crate::audit::AuditLog::new(log).for_each_entry(|_, entry| {
-                if entry.get("operation").and_then(Value::as_str) == Some(CONSUMED_OPERATION) {
-                    let id = entry
-                        .pointer("/details/id")
-                        .or_else(|| entry.pointer("/details/change/id"))
-                        .and_then(Value::as_str);
-                    if let Some(id) = id {
-                        consumed.insert(id.to_string());
-                    }
+                let operation = entry.get("operation").and_then(Value::as_str);
+                if !operation.is_some_and(|o| o.starts_with("approval.")) {
+                    return;
+                }
+                // Intent entries count too: a change that may have happened counts as one.
+                let field = |name: &str| {
+                    entry
+                        .pointer(&format!("/details/{name}"))
+                        .or_else(|| entry.pointer(&format!("/details/change/{name}")))
+                        .and_then(Value::as_str)
+                };
+                let Some(id) = field("id") else { return };
+                if operation == Some(CONSUMED_OPERATION) {
+                    consumed.insert(id.to_string());
+                    return;
+                }
+                let verdict = match field("decision") {
+                    Some("revoke") => Verdict::Revoke,
+                    Some("reject") => Verdict::Reject,
+                    Some("cancel") => Verdict::Cancel,
+                    _ => return,
+                };
+                if let Some(by) = field("by") {
+                    withdrawn
+                        .entry(id.to_string())
+                        .or_default()
+                        .push((by.to_string(), verdict));
                 }
             })?;
         }
@@ -387,6 +416,7 @@ impl Trust {
             signers,
             groups,
             consumed,
+            withdrawn,
         })
     }
 }
@@ -508,23 +538,34 @@ impl ApprovalRequest {
         if self.required == 0 {
             return Err("`required` is 0".into());
         }
-        if let Some(subject) = &self.subject {
-            // A subject stored with its secrets redacted cannot reproduce the digest; the
-            // signed `subject_digest` is the binding either way.
-            if subject.digest() != self.subject_digest && !subject.is_redacted() {
-                return Err("`subject_digest` is not the digest of `subject`".into());
+        // What the approvers read is what binds: a signed request states its subject, which
+        // must reproduce `subject_digest` and name the request's own operation.
+        match &self.subject {
+            Some(subject) => {
+                if subject.digest() != self.subject_digest {
+                    return Err("`subject_digest` is not the digest of `subject`".into());
+                }
+                if subject.operation.trim() != self.operation {
+                    return Err(format!(
+                        "the subject's operation `{}` is not the request's `{}`",
+                        subject.operation, self.operation
+                    ));
+                }
             }
+            None if !unsigned => {
+                return Err("a signed request must state its `subject`".into());
+            }
+            None => {}
         }
         let members = trust
             .groups
             .members(&self.approvers)
             .ok_or_else(|| format!("the approver group `{}` is not defined", self.approvers))?;
-        let mut counted: Vec<Counted> = Vec::new();
+        // Pass 1: each decision on its own (signature, time, who may make it). The file's
+        // order is not evidence (anyone can reorder or drop entries), so nothing below depends
+        // on it: decisions are taken in the order of their signed times.
         let mut ignored = Vec::new();
-        let mut revoked: BTreeSet<String> = BTreeSet::new();
-        let mut rejected = false;
-        let mut cancelled = false;
-        let mut quorum_at: Option<jiff::Timestamp> = None;
+        let mut valid: Vec<(jiff::Timestamp, usize, String, Option<String>, Verdict)> = Vec::new();
         for (index, dec) in self.decisions.iter().enumerate() {
             let mut ignore = |reason: String| {
                 ignored.push(Ignored {
@@ -572,78 +613,89 @@ impl ApprovalRequest {
                 ));
                 continue;
             }
-            if cancelled || rejected {
-                ignore("after the request was closed".into());
-                continue;
-            }
             let is_requester =
                 who == requester || (key.is_some() && key.as_deref() == requester_key.as_deref());
-            match dec.decision {
-                Verdict::Cancel => {
-                    if who != requester {
-                        ignore("only the requester may cancel".into());
-                    } else if quorum_at.is_some() {
-                        ignore("cancelled after approval".into());
-                    } else {
-                        cancelled = true;
-                    }
+            if dec.decision == Verdict::Cancel {
+                if who != requester {
+                    ignore("only the requester may cancel".into());
                     continue;
                 }
-                Verdict::Approve | Verdict::Reject | Verdict::Revoke => {}
-            }
-            if is_requester {
+            } else if is_requester {
                 ignore("the requester may not decide their own request".into());
                 continue;
-            }
-            if !members.contains(&who) {
+            } else if !members.contains(&who) {
                 ignore(format!("not a member of `{}`", self.approvers));
                 continue;
             }
-            if at > expires_at && quorum_at.is_none() {
+            valid.push((at, index, who, key, dec.decision));
+        }
+        valid.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        // Withdrawals count wherever they are recorded: in the file, or in the audit trail
+        // (deleting a revoke or a rejection from the file does not bring an approval back).
+        let audited = trust.withdrawn.get(&self.id);
+        let withdrawn_by = |verdict: Verdict| -> BTreeSet<String> {
+            valid
+                .iter()
+                .filter(|v| v.4 == verdict)
+                .map(|v| v.2.clone())
+                .chain(
+                    audited
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, v)| *v == verdict)
+                        .filter_map(|(by, _)| principal::normalise(by).ok()),
+                )
+                .collect()
+        };
+        let revoked = withdrawn_by(Verdict::Revoke);
+        let rejected = !withdrawn_by(Verdict::Reject).is_empty();
+        // Pass 2: approvals in time order; distinct principals and distinct keys; the quorum
+        // is reached at the signed time of the `required`-th.
+        let mut counted: Vec<Counted> = Vec::new();
+        let mut quorum_at: Option<jiff::Timestamp> = None;
+        for (at, index, who, key, verdict) in &valid {
+            if *verdict != Verdict::Approve {
+                continue;
+            }
+            let mut ignore = |reason: String| {
+                ignored.push(Ignored {
+                    index: *index,
+                    by: self.decisions[*index].by.clone(),
+                    reason,
+                })
+            };
+            if revoked.contains(who) {
+                ignore("revoked by its approver".into());
+            } else if counted.iter().any(|c| &c.principal == who) {
+                ignore("already approved".into());
+            } else if key.is_some() && counted.iter().any(|c| &c.key == key) {
+                ignore("a key that already approved, under another principal".into());
+            } else if *at > expires_at && quorum_at.is_none() {
                 ignore(format!(
                     "made after the request expired at {}",
                     self.expires_at
                 ));
-                continue;
-            }
-            match dec.decision {
-                Verdict::Reject => rejected = true,
-                Verdict::Revoke => {
-                    if self.consumed.is_some() || trust.consumed.contains(&self.id) {
-                        ignore("revoked after the approval was used".into());
-                        continue;
-                    }
-                    if let Some(i) = counted.iter().position(|c| c.principal == who) {
-                        counted.remove(i);
-                        revoked.insert(who);
-                        if (counted.len() as u32) < self.required {
-                            quorum_at = None;
-                        }
-                    } else {
-                        ignore("nothing of theirs to revoke".into());
-                    }
+            } else {
+                counted.push(Counted {
+                    principal: who.clone(),
+                    key: key.clone(),
+                    at: self.decisions[*index].at.clone(),
+                });
+                if quorum_at.is_none() && counted.len() as u32 >= self.required {
+                    quorum_at = Some(*at);
                 }
-                Verdict::Approve => {
-                    if revoked.contains(&who) {
-                        ignore("revoked earlier".into());
-                    } else if counted.iter().any(|c| c.principal == who) {
-                        ignore("already approved".into());
-                    } else if key.is_some() && counted.iter().any(|c| c.key == key) {
-                        ignore("a key that already approved, under another principal".into());
-                    } else {
-                        counted.push(Counted {
-                            principal: who,
-                            key,
-                            at: dec.at.clone(),
-                        });
-                        if quorum_at.is_none() && counted.len() as u32 >= self.required {
-                            quorum_at = Some(at);
-                        }
-                    }
-                }
-                Verdict::Cancel => {}
             }
         }
+        // A cancel counts if the requester made it before any quorum (or the audit trail
+        // records one).
+        let cancelled = valid
+            .iter()
+            .any(|v| v.4 == Verdict::Cancel && quorum_at.is_none_or(|q| v.0 < q))
+            || audited
+                .into_iter()
+                .flatten()
+                .any(|(_, v)| *v == Verdict::Cancel);
+        ignored.sort_by_key(|i| i.index);
         let valid_until = quorum_at.and_then(|q| q.checked_add(valid_for).ok());
         let consumed = self.consumed.is_some() || trust.consumed.contains(&self.id);
         let status = if cancelled {
@@ -1062,7 +1114,7 @@ impl ApprovalStore {
             // Stored redacted; `subject_digest` was computed on the original subject.
             reason: crate::redact::redact_text(&new.reason).into_owned(),
             context: crate::redact::redacted(&new.context),
-            subject: Some(new.subject.redacted()),
+            subject: Some(new.subject.stored()),
             subject_digest,
             approvers: new.approvers,
             required: new.required,

@@ -5,7 +5,9 @@
 //! Escaped: every C0 control (`\n`, `\r`, `\t` by their names, the others as `\x1b`), DEL,
 //! the C1 controls U+0080–U+009F (`\u{9b}` is a one-byte CSI on some terminals), the bidi
 //! embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069, the marks U+200E, U+200F
-//! and U+061C: "Trojan Source"), and the line and paragraph separators U+2028/U+2029.
+//! and U+061C: "Trojan Source"), the line and paragraph separators U+2028/U+2029, and the
+//! invisible zero-width characters (U+200B, U+200C, U+2060–U+2064, U+FEFF; not the joiner
+//! U+200D, which emoji sequences need), so two names cannot differ by what nobody sees.
 //! [`EscapedLines`] keeps `\n` where a layout needs real lines (multi-line error messages).
 //!
 //! Display only: backslashes are not doubled (Windows paths and regex patterns stay readable),
@@ -28,7 +30,8 @@ pub fn is_unsafe_char(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}'
         | '\u{7f}'..='\u{9f}'
-        | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        | '\u{200b}' | '\u{200c}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        | '\u{2060}'..='\u{2064}' | '\u{feff}'
         | '\u{202a}'..='\u{202e}'
         | '\u{2066}'..='\u{2069}'
         | '\u{2028}' | '\u{2029}')

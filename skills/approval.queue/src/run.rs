@@ -635,8 +635,12 @@ fn transition(req: &ApprovalRequest, status: Status, verdict: Verdict) -> &'stat
 }
 
 fn details(req: &ApprovalRequest, d: &Derived, verdict: Option<Verdict>) -> Value {
+    // `by`: the principal of this transition's decision (a withdrawal recorded here counts
+    // even if the file later loses it).
+    let by = verdict.and_then(|_| req.decisions.last().map(|d| d.by.clone()));
     json!({
         "id": req.id,
+        "by": by,
         "operation": req.operation,
         "subject_digest": req.subject_digest,
         "approvers": req.approvers,

@@ -823,3 +823,168 @@ fn twenty_approvers_signing_at_once_are_all_recorded() {
     let report = log.verify(None).unwrap();
     assert!(report.ok() && report.unfinished.is_empty(), "{report:?}");
 }
+
+fn request_file(env: &Env, id: &str) -> PathBuf {
+    env.registry().join(format!("approvals/{id}.json"))
+}
+
+fn read_request(env: &Env, id: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(request_file(env, id)).unwrap()).unwrap()
+}
+
+fn status_json(env: &Env, id: &str) -> (Option<i32>, serde_json::Value) {
+    let out = env.run("dev@x.com", &["status", id, "--format", "json"]);
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or_default(),
+    )
+}
+
+/// Found by an attack on the signed model: a withdrawal is evidence wherever it is recorded.
+#[test]
+fn deleting_a_revoke_or_a_rejection_from_the_file_does_not_bring_an_approval_back() {
+    let env = Env::new();
+    let id = env.request("1");
+    assert_eq!(
+        env.run("alice@x.com", &["approve", &id]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        env.run("alice@x.com", &["revoke", &id]).status.code(),
+        Some(3)
+    );
+    let mut v = read_request(&env, &id);
+    v["decisions"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["decision"] != "revoke");
+    std::fs::write(request_file(&env, &id), v.to_string()).unwrap();
+    let (code, s) = status_json(&env, &id);
+    assert_eq!(code, Some(3), "{s:#}");
+    // A rejection deleted from the file still rejects.
+    let id = env.request("2");
+    assert_eq!(
+        env.run("alice@x.com", &["approve", &id]).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        env.run("carol@x.com", &["reject", &id]).status.code(),
+        Some(1)
+    );
+    let mut v = read_request(&env, &id);
+    v["decisions"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["decision"] != "reject");
+    std::fs::write(request_file(&env, &id), v.to_string()).unwrap();
+    assert_eq!(
+        env.run("bob@x.com", &["approve", &id]).status.code(),
+        Some(1)
+    );
+    let (code, s) = status_json(&env, &id);
+    assert_eq!(code, Some(1), "{s:#}");
+    assert_eq!(s["effective_status"], "rejected");
+}
+
+#[test]
+fn the_order_of_decisions_in_the_file_changes_nothing() {
+    let env = Env::new();
+    let id = env.request("1");
+    assert_eq!(
+        env.run("alice@x.com", &["approve", &id]).status.code(),
+        Some(0)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(
+        env.run("bob@x.com", &["approve", &id]).status.code(),
+        Some(0)
+    );
+    let (_, before) = status_json(&env, &id);
+    let mut v = read_request(&env, &id);
+    v["decisions"].as_array_mut().unwrap().reverse();
+    std::fs::write(request_file(&env, &id), v.to_string()).unwrap();
+    let (code, after) = status_json(&env, &id);
+    assert_eq!(code, Some(0));
+    // The quorum is the first approval by its signed time, wherever it stands in the file.
+    assert_eq!(
+        after["derived"]["valid_until"],
+        before["derived"]["valid_until"]
+    );
+    assert_eq!(
+        after["derived"]["quorum_at"],
+        before["derived"]["quorum_at"]
+    );
+}
+
+/// The requester re-signs an edited request with their own key: it must still say what binds.
+#[test]
+fn a_request_whose_stated_subject_is_not_what_binds_is_invalid() {
+    let env = Env::new();
+    let m = env.manifest();
+    let out = env.run(
+        "dev@x.com",
+        &[
+            "request",
+            "--operation",
+            "deploy",
+            "--manifest",
+            &m,
+            "--environment",
+            "production",
+            "--arg",
+            "ticket=CHG-1",
+            "--approvers",
+            "security",
+            "--reason",
+            "r",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = read_request(&env, &id);
+    let dev = betty_core::sshsig::KeyRef::from_path(&env.keys.key("dev"));
+    let resign = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = original.clone();
+        edit(&mut v);
+        let mut req: betty_core::approval::ApprovalRequest = serde_json::from_value(v).unwrap();
+        req.signature = Some(
+            dev.sign(betty_core::sshsig::NAMESPACE, &req.statement())
+                .unwrap(),
+        );
+        std::fs::write(
+            request_file(&env, &id),
+            serde_json::to_string(&req).unwrap(),
+        )
+        .unwrap();
+        status_json(&env, &id)
+    };
+    for (what, edit) in [
+        (
+            "the stated environment",
+            &(|v: &mut serde_json::Value| v["subject"]["environment"] = "staging".into())
+                as &dyn Fn(&mut serde_json::Value),
+        ),
+        ("no subject", &|v: &mut serde_json::Value| {
+            v.as_object_mut().unwrap().remove("subject");
+        }),
+        ("another operation", &|v: &mut serde_json::Value| {
+            v["operation"] = "no.deploy".into()
+        }),
+        (
+            "a redacted-looking argument",
+            &|v: &mut serde_json::Value| v["subject"]["args"]["ticket"] = "[REDACTED]".into(),
+        ),
+    ] {
+        let (code, s) = resign(edit);
+        assert_eq!(code, Some(1), "{what}: {s:#}");
+        assert_eq!(s["effective_status"], "invalid", "{what}: {s:#}");
+    }
+    // Untouched, it is valid again.
+    std::fs::write(request_file(&env, &id), original.to_string()).unwrap();
+    assert_eq!(status_json(&env, &id).0, Some(3));
+}

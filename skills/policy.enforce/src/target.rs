@@ -622,9 +622,8 @@ impl Approvals {
             .unwrap_or_default();
         for i in mine {
             let (r, d) = (&self.requests[*i], &self.derived[*i]);
-            let op_matches = r.operation == action.as_str()
-                || r.operation.ends_with(&format!(".{}", action.as_str()));
-            if !op_matches
+            // The exact operation: `no.deploy` is not `deploy`.
+            if r.operation != action.as_str()
                 || r.skill.as_deref() != Some(subject)
                 || r.subject_digest != digest
                 || r.approvers != rule.approvers
