@@ -629,7 +629,7 @@ impl ApprovalRequest {
             }
             valid.push((at, index, who, key, dec.decision));
         }
-        valid.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        valid.sort_by_key(|v| (v.0, v.1));
         // Withdrawals count wherever they are recorded: in the file, or in the audit trail
         // (deleting a revoke or a rejection from the file does not bring an approval back).
         let audited = trust.withdrawn.get(&self.id);
