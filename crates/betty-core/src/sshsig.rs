@@ -899,7 +899,17 @@ pub fn parse_signature(armored: &str) -> std::result::Result<SshSig, SigError> {
             "it does not start with `{BEGIN}`"
         )));
     }
-    SshSig::from_pem(text).map_err(|e| SigError::Malformed(e.to_string()))
+    let sig = SshSig::from_pem(text).map_err(|e| SigError::Malformed(e.to_string()))?;
+    // OpenSSH accepts any version up to its own (1), and the version is not covered by the
+    // signature: a blob with version 0 would verify with the same bytes. Only version 1 has
+    // ever been defined, so anything else is a changed signature, not a different format.
+    if sig.version() != 1 {
+        return Err(SigError::Malformed(format!(
+            "its SSHSIG version is {}; only version 1 is defined",
+            sig.version()
+        )));
+    }
+    Ok(sig)
 }
 
 /// Fingerprint (`SHA256:...`) of the key inside an armoured signature, without verifying

@@ -1044,3 +1044,35 @@ proptest! {
         prop_assert!(list.verify(MESSAGE, truncated, NAMESPACE, "a@x", ts(T)).is_err() || cut >= sig.trim_end().len());
     }
 }
+
+/// The SSHSIG version is not covered by the signature: OpenSSH accepts any version up to 1, so
+/// a blob whose version was changed to 0 still verifies there. Here it is refused.
+#[test]
+fn a_signature_whose_version_was_changed_does_not_verify() {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let sig = some_signature();
+    let key = ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[7; 32]));
+    let line = format!("a@x {}\n", key.public_key().to_openssh().unwrap());
+    let list = AllowedSigners::parse(&named("p"), &line).unwrap();
+    assert!(list.verify(MESSAGE, &sig, NAMESPACE, "a@x", ts(T)).is_ok());
+
+    // Blob bytes 6..10 are the version (big-endian u32, 1). Base64 character 13 of the body
+    // carries byte 9's low two bits (its top bits) and byte 10's top four: clear the two.
+    let body = sig.find('\n').unwrap() + 1;
+    let mut bytes = sig.clone().into_bytes();
+    let v = B64.iter().position(|&c| c == bytes[body + 13]).unwrap() as u8;
+    assert_eq!(
+        v >> 4,
+        1,
+        "the version's low bits are where the format puts them"
+    );
+    bytes[body + 13] = B64[(v & 0b1111) as usize];
+    let changed = String::from_utf8(bytes).unwrap();
+    let parsed = ssh_key::SshSig::from_pem(changed.trim()).unwrap();
+    assert_eq!(parsed.version(), 0, "the change reached the version field");
+
+    let err = list
+        .verify(MESSAGE, &changed, NAMESPACE, "a@x", ts(T))
+        .unwrap_err();
+    assert!(err.to_string().contains("version"), "{err}");
+}
