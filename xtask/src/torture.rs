@@ -431,9 +431,50 @@ fn setup(w: Writer, p: &Project) -> Result<()> {
                 ),
             )?;
         }
+        Writer::ApprovalRequest | Writer::ApprovalDecision => make_keys(p)?,
         _ => {}
     }
     Ok(())
+}
+
+/// The people of the approval writers, each with a throw-away key listed in the project's
+/// `allowed_signers`: approvals are signed, so a writer without keys only tortures refusals.
+const PEOPLE: [(&str, &str); 2] = [
+    ("tester", "tester@example.com"),
+    ("appsec", "appsec@example.com"),
+];
+
+fn make_keys(p: &Project) -> Result<()> {
+    let keys = p.ws.join("keys");
+    std::fs::create_dir_all(&keys)?;
+    let mut signers = String::new();
+    for (file, principal) in PEOPLE {
+        let path = keys.join(file);
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", principal, "-f"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .status()
+            .context("cannot run ssh-keygen (install openssh-client)")?
+            .success();
+        if !ok {
+            bail!("ssh-keygen could not make a key in {}", keys.display());
+        }
+        let public = std::fs::read_to_string(path.with_extension("pub"))?;
+        let mut parts = public.split_whitespace();
+        let (kind, blob) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        signers.push_str(&format!(
+            "{principal} namespaces=\"betty-approval\" {kind} {blob}\n"
+        ));
+    }
+    std::fs::write(p.reg().join("approvals/allowed_signers"), signers)?;
+    Ok(())
+}
+
+impl Project {
+    fn key(&self, who: &str) -> String {
+        self.ws.join("keys").join(who).display().to_string()
+    }
 }
 
 fn expect((code, out): (i32, String), want: i32, what: &str) -> Result<()> {
@@ -492,6 +533,8 @@ fn prepare(w: Writer, p: &Project, i: usize) -> Result<(&'static str, Vec<String
                 "security",
                 "--reason",
                 &format!("torture {i}"),
+                "--key",
+                &p.key("tester"),
             ]),
             Vec::new(),
         ),
@@ -508,6 +551,8 @@ fn prepare(w: Writer, p: &Project, i: usize) -> Result<(&'static str, Vec<String
                     "security",
                     "--reason",
                     "torture",
+                    "--key",
+                    &p.key("tester"),
                 ],
                 None,
             )?;
@@ -524,6 +569,8 @@ fn prepare(w: Writer, p: &Project, i: usize) -> Result<(&'static str, Vec<String
                     id,
                     "--user".into(),
                     "appsec@example.com".into(),
+                    "--key".into(),
+                    p.key("appsec"),
                 ],
                 Vec::new(),
             )

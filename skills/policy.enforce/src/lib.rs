@@ -151,7 +151,8 @@ pub struct Prefetch {
 pub fn prefetch(registry_dir: &RegistryDir, opts: &CheckOptions) -> Prefetch {
     Prefetch {
         all: opts.all.then(|| {
-            target::read_manifests(&target::discover_manifests(&registry_dir.project_root()))
+            target::discover_manifests(&registry_dir.project_root())
+                .and_then(|paths| target::read_manifests(&paths))
         }),
     }
 }
@@ -235,10 +236,9 @@ pub fn check_prefetched(
 /// entry (drift), and every workflow under `workflows/`.
 pub fn audit_targets(world: &World) -> Result<Vec<Target>, RunError> {
     let mut targets: Vec<Target> = world.registry.current().cloned().collect();
-    let on_disk = target::read_manifests(&target::discover_manifests(
-        &world.registry_dir.project_root(),
-    ))
-    .map_err(RunError::Inputs)?;
+    let on_disk = target::discover_manifests(&world.registry_dir.project_root())
+        .and_then(|paths| target::read_manifests(&paths))
+        .map_err(RunError::Inputs)?;
     for t in on_disk {
         let same = world
             .registry
@@ -249,7 +249,9 @@ pub fn audit_targets(world: &World) -> Result<Vec<Target>, RunError> {
         }
     }
     let mut errors = Vec::new();
-    for path in target::discover_workflows(&world.registry_dir.project_root()) {
+    let workflows = target::discover_workflows(&world.registry_dir.project_root())
+        .map_err(|e| RunError::Inputs(vec![e]))?;
+    for path in workflows {
         match target::read_workflow(&path) {
             Ok((workflow, _)) => targets.push(workflow),
             Err(e) => errors.push(e),
@@ -318,7 +320,16 @@ fn gather(world: &World, opts: &CheckOptions, pre: Prefetch) -> Result<Vec<Targe
         targets.extend(audit_targets(world)?);
     }
     if let Some(all) = pre.all {
-        targets.extend(all.map_err(RunError::Inputs)?);
+        let found = all.map_err(RunError::Inputs)?;
+        if found.is_empty() {
+            // A gate asked to check everything that finds nothing must not pass: deleting
+            // every manifest would otherwise open it.
+            return Err(RunError::Usage(format!(
+                "`--all` found no `skills/*/skill.yaml` or `agents/*/agent.yaml` under `{}`: nothing to check, so nothing passes (run from the project's root, or name the manifests)",
+                world.registry_dir.project_root().display()
+            )));
+        }
+        targets.extend(found);
     }
     let mut errors = Vec::new();
     for input in &opts.inputs {

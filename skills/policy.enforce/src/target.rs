@@ -352,35 +352,44 @@ pub fn step_skills(workflow: &Value) -> Vec<(String, String)> {
 }
 
 /// Every `skills/*/skill.yaml` and `agents/*/agent.yaml` under the project root, sorted.
-pub fn discover_manifests(project_root: &Path) -> Vec<(PathBuf, TargetKind)> {
+///
+/// A missing `skills/` or `agents/` folder holds nothing; one that is there but cannot be
+/// listed (not a folder, no permission, an entry that cannot be read) is an error: `--all`
+/// and the audit never pass over manifests they could not see.
+pub fn discover_manifests(project_root: &Path) -> Result<Vec<(PathBuf, TargetKind)>, Vec<Error>> {
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     for (folder, file, kind) in [
         ("skills", "skill.yaml", TargetKind::Skill),
         ("agents", "agent.yaml", TargetKind::Agent),
     ] {
-        let Ok(entries) = std::fs::read_dir(project_root.join(folder)) else {
-            continue;
-        };
-        let mut found: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path().join(file))
-            // Anything there is read: a FIFO or a dangling link is refused, never skipped.
-            .filter(|p| p.symlink_metadata().is_ok())
-            .collect();
-        found.sort();
-        out.extend(found.into_iter().map(|p| (p, kind)));
+        let dir = project_root.join(folder);
+        match list_folder(&dir) {
+            Ok(entries) => {
+                let mut found: Vec<PathBuf> = entries
+                    .into_iter()
+                    .map(|p| p.join(file))
+                    // Anything there is read: a FIFO or a dangling link is refused, never skipped.
+                    .filter(|p| p.symlink_metadata().is_ok())
+                    .collect();
+                found.sort();
+                out.extend(found.into_iter().map(|p| (p, kind)));
+            }
+            Err(e) => errors.push(e),
+        }
     }
-    out
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
-/// Every `workflows/*.yaml` (and `.yml`) under the project root, sorted.
-pub fn discover_workflows(project_root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(project_root.join("workflows")) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
+/// Every `workflows/*.yaml` (and `.yml`) under the project root, sorted; a `workflows/` that is
+/// there but cannot be listed is an error, as for [`discover_manifests`].
+pub fn discover_workflows(project_root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found: Vec<PathBuf> = list_folder(&project_root.join("workflows"))?
+        .into_iter()
         // Not only regular files: a FIFO, a link or a folder named `*.yaml` is refused when
         // read (exit 2), never skipped.
         .filter(|p| {
@@ -389,7 +398,29 @@ pub fn discover_workflows(project_root: &Path) -> Vec<PathBuf> {
         })
         .collect();
     found.sort();
-    found
+    Ok(found)
+}
+
+/// The entries of a folder; none when it does not exist, an error when it cannot be listed.
+fn list_folder(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::Read {
+                path: dir.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    entries
+        .map(|e| {
+            e.map(|e| e.path()).map_err(|source| Error::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        })
+        .collect()
 }
 
 /// Reads many manifests, spread over the available cores; every error is kept.

@@ -590,6 +590,33 @@ fn a_manifest_without_a_name_is_a_naming_finding_and_all_goes_on() {
     );
 }
 
+#[test]
+fn all_that_finds_no_manifest_or_cannot_list_a_folder_is_exit_2() {
+    // Every manifest deleted: a deploy gate asked to check everything must not pass.
+    let p = Project::new();
+    let out = p.run(&["--all", "--action", "deploy", "--environment", "production"]);
+    assert_exit2(&out, "no manifests", "nothing to check, so nothing passes");
+    // `skills` replaced by a file: the folder cannot be listed, so nothing under it was seen.
+    let p = Project::new();
+    p.write("agents/helper/agent.yaml", "name: helper\nversion: 0.1.0\n");
+    p.write("skills", "not a folder\n");
+    let out = p.run(&["--all"]);
+    assert_exit2(&out, "skills is a file", "skills");
+    let out = p.run(&["--action", "audit"]);
+    assert_eq!(
+        out.code, 2,
+        "audit over an unlistable skills/: {}{}",
+        out.stdout, out.stderr
+    );
+    assert!(out.stderr.contains("skills"), "{}", out.stderr);
+    // Nothing was recorded as if the run had happened.
+    assert!(
+        !p.audit_text().contains("policy.enforced"),
+        "{}",
+        p.audit_text()
+    );
+}
+
 // ------------------------------------------------------------ compliance: not evaluated
 
 #[test]
