@@ -668,7 +668,7 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> (Vec<Hit>, bool
             for (ptr, v) in elements(&sel) {
                 if !allowed
                     .iter()
-                    .any(|a| same_value(a, v, rule.permission_field))
+                    .any(|a| same_value(a, v))
                 {
                     let list: Vec<String> = allowed.iter().map(scalar_text).collect();
                     hits.push(hit(
@@ -682,7 +682,7 @@ fn check_rule(rule: &Rule, target: &Target, cx: &Context<'_>) -> (Vec<Hit>, bool
             for (ptr, v) in elements(&sel) {
                 if let Some(f) = forbidden
                     .iter()
-                    .find(|a| same_value(a, v, rule.permission_field))
+                    .find(|a| same_value(a, v))
                 {
                     hits.push(hit(
                         ptr,
@@ -1154,16 +1154,10 @@ fn missing(root: &Value, field: &str) -> Vec<String> {
     out
 }
 
-fn same_value(rule_value: &Value, v: &Value, permission_field: bool) -> bool {
+/// Value rules on fields other than permissions (which are checked as `allow`/`deny`, see
+/// `policy::is_permission_field`) compare values as written; numbers by value.
+fn same_value(rule_value: &Value, v: &Value) -> bool {
     match (rule_value, v) {
-        (Value::String(a), Value::String(b)) => {
-            a == b
-                || (permission_field
-                    && match (Permission::parse(a), Permission::parse(b)) {
-                        (Ok(x), Ok(y)) => x.canonical() == y.canonical(),
-                        _ => false,
-                    })
-        }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (a, b) => a == b,
     }

@@ -375,9 +375,29 @@ const POLICY_KEYS: &[&str] = &[
     "waivers",
 ];
 
+/// What a value rule's problem adds on a permission field, where its values are patterns.
+const PERMISSION_VALUE_HINT: &str = "; on a permission field the values are permissions, matched as `allow` (allowed_*) and `deny` (forbidden_*) match them: write `allow: [...]` or `deny: [...]`";
+
+/// Whether a rule's field holds permissions (its last key is `permissions`): its values are
+/// permissions, normalised before they are compared.
+pub fn is_permission_field(field: &str) -> bool {
+    field
+        .rsplit('.')
+        .next()
+        .map(|last| last.split('[').next().unwrap_or(last) == "permissions")
+        .unwrap_or(false)
+}
+
+fn check_kind_is_length(kind: &str) -> bool {
+    matches!(kind, "min_length" | "max_length")
+}
+
 /// One rule of a policy.
 #[derive(Clone, Debug)]
 pub struct Rule {
+    /// The kind of check as written in the policy file (`forbidden_values` on a permission
+    /// field is checked as a `Check::Deny`, and still reported as `forbidden_values`).
+    pub kind: &'static str,
     /// `id`, else `rules[N]`.
     pub id: String,
     pub field: String,
@@ -397,25 +417,7 @@ pub struct Rule {
 impl Rule {
     /// The kind of check, as written in the policy file.
     pub fn kind(&self) -> &'static str {
-        match &self.check {
-            Check::Required => "required",
-            Check::Pattern { .. } => "pattern",
-            Check::AllowedValues(_) => "allowed_values",
-            Check::ForbiddenValues(_) => "forbidden_values",
-            Check::Length { .. } => "length",
-            Check::Semver => "semver",
-            Check::Allow(_) => "allow",
-            Check::Deny(_) => "deny",
-            Check::AllowedGlobs(_) => "allowed_globs",
-            Check::ForbiddenGlobs(_) => "forbidden_globs",
-            Check::WithinWorkspace => "within_workspace",
-            Check::NoEscalation => "no_escalation",
-            Check::Registered => "registered",
-            Check::ForbiddenStatus(_) => "forbidden_status",
-            Check::Acyclic => "acyclic",
-            Check::InSync => "in_sync",
-            Check::RequiresApproval(_) => "requires_approval",
-        }
+        self.kind
     }
 }
 
@@ -734,11 +736,13 @@ impl Ctx<'_> {
         }
     }
 
+    /// A list of permission patterns; `hint` (empty or starting with `; `) follows any problem.
     fn permission_patterns(
         &mut self,
         v: &Value,
         ptr: &str,
         key: &str,
+        hint: &str,
     ) -> Option<Vec<PermissionPattern>> {
         let list = self.string_list(v, ptr, key)?;
         let mut out = Vec::new();
@@ -746,7 +750,7 @@ impl Ctx<'_> {
             match PermissionPattern::parse(s) {
                 Ok(p) => out.push(p),
                 Err(e) => {
-                    self.problem(&format!("{ptr}/{i}"), format!("`{key}`: {e}"));
+                    self.problem(&format!("{ptr}/{i}"), format!("`{key}`: {e}{hint}"));
                     return None;
                 }
             }
@@ -1077,7 +1081,18 @@ fn parse_rule(
     let vptr = format!("{ptr}/{kind}");
     let v = &map[kind];
     let mut enabled = true;
+    let permission_field = field.as_deref().is_some_and(is_permission_field);
     let check = match kind {
+        // On a permission field, a value or glob list means what `allow`/`deny` mean: the
+        // values are permission patterns, compared after normalisation (`network` covers
+        // `network:http`, `filesystem.read` is `filesystem:read`, a scope is a path), never as
+        // text, so `forbidden_values: [network]` blocks what `deny: [network]` blocks.
+        "allowed_values" | "allowed_globs" if permission_field => {
+            Check::Allow(cx.permission_patterns(v, &vptr, kind, PERMISSION_VALUE_HINT)?)
+        }
+        "forbidden_values" | "forbidden_globs" if permission_field => {
+            Check::Deny(cx.permission_patterns(v, &vptr, kind, PERMISSION_VALUE_HINT)?)
+        }
         "required" | "semver" | "within_workspace" | "no_escalation" | "registered" | "acyclic"
         | "in_sync" => {
             enabled = cx.bool_check(v, &vptr, kind)?;
@@ -1163,8 +1178,8 @@ fn parse_rule(
             }
             Check::Length { min, max }
         }
-        "allow" => Check::Allow(cx.permission_patterns(v, &vptr, kind)?),
-        "deny" => Check::Deny(cx.permission_patterns(v, &vptr, kind)?),
+        "allow" => Check::Allow(cx.permission_patterns(v, &vptr, kind, "")?),
+        "deny" => Check::Deny(cx.permission_patterns(v, &vptr, kind, "")?),
         "allowed_globs" => Check::AllowedGlobs(cx.string_list(v, &vptr, kind)?),
         "forbidden_globs" => Check::ForbiddenGlobs(cx.string_list(v, &vptr, kind)?),
         "forbidden_status" => Check::ForbiddenStatus(cx.string_list(v, &vptr, kind)?),
@@ -1172,12 +1187,12 @@ fn parse_rule(
         _ => return None,
     };
     let field = field?;
-    let permission_field = field
-        .rsplit('.')
-        .next()
-        .map(|last| last.split('[').next().unwrap_or(last) == "permissions")
-        .unwrap_or(false);
     Some(Rule {
+        kind: if check_kind_is_length(kind) {
+            "length"
+        } else {
+            kind
+        },
         id,
         pos: cx.doc.pos(&ptr),
         field,
@@ -1227,7 +1242,7 @@ fn parse_approval(cx: &mut Ctx<'_>, v: &Value, ptr: &str) -> Option<ApprovalRule
         },
     };
     let when = match map.get("when") {
-        Some(w) => cx.permission_patterns(w, &format!("{ptr}/when"), "when")?,
+        Some(w) => cx.permission_patterns(w, &format!("{ptr}/when"), "when", "")?,
         None => Vec::new(),
     };
     let when_values = match map.get("when_values") {
@@ -1339,7 +1354,7 @@ fn parse_registered_trigger(cx: &mut Ctx<'_>, v: &Value, ptr: &str) -> Option<Re
     };
     cx.unknown_keys(map, ptr, &["permissions", "tags"], "`when_registered`");
     let permissions = match map.get("permissions") {
-        Some(p) => cx.permission_patterns(p, &format!("{ptr}/permissions"), "permissions")?,
+        Some(p) => cx.permission_patterns(p, &format!("{ptr}/permissions"), "permissions", "")?,
         None => Vec::new(),
     };
     let tags = match map.get("tags") {

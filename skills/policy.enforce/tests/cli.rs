@@ -1335,3 +1335,101 @@ fn a_blocked_violation_fires_the_alert_rule() {
         .count();
     assert_eq!(blocked, 1);
 }
+
+// ---------------------------------------------------------------- value rules on permissions
+
+/// A registry holding only `policy` (plus the bundled registry files), and a skill asking for
+/// `permissions`; the report of checking that skill.
+fn check_permissions_against(policy_rule: &str, permissions: &[&str]) -> (i32, Vec<Value>) {
+    let p = Project::new();
+    for entry in std::fs::read_dir(p.registry().join("policies")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    p.write(
+        "registry/policies/only.yaml",
+        &format!(
+            "policy:\n  name: only\n  version: 1.0.0\n  type: permission\n  rules:\n    - id: r\n      field: permissions\n{policy_rule}      message: not this permission\n      severity: error\n  enforcement: blocking\n"
+        ),
+    );
+    let list: String = permissions.iter().map(|p| format!("  - {p}\n")).collect();
+    p.write(
+        "skills/net.fetch/skill.yaml",
+        &format!("name: net.fetch\nversion: 0.1.0\ndescription: Fetch.\npermissions:\n{list}"),
+    );
+    let out = p.run(&["--format", "json", "skills/net.fetch/skill.yaml"]);
+    assert!(
+        out.code == 0 || out.code == 1,
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+    let findings: Vec<Value> = out.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["policy"] == "only")
+        .cloned()
+        .collect();
+    (out.code, findings)
+}
+
+#[test]
+fn value_rules_on_permissions_mean_allow_and_deny() {
+    // A bare domain covers its actions, in every spelling: what `deny: [network]` catches.
+    for rule in [
+        "      forbidden_values: [network]\n",
+        "      deny: [network]\n",
+        "      forbidden_globs: [\"net*\"]\n",
+    ] {
+        let (code, findings) =
+            check_permissions_against(rule, &["filesystem:read", "network:http"]);
+        assert_eq!(code, 1, "{rule}: {findings:?}");
+        assert_eq!(findings.len(), 1, "{rule}: {findings:?}");
+        assert_eq!(findings[0]["pointer"], "/permissions/1", "{rule}");
+        let (code, findings) = check_permissions_against(rule, &["Network.HTTPS"]);
+        assert_eq!((code, findings.len()), (1, 1), "{rule}: {findings:?}");
+    }
+    // A scoped value is the action with a scope: `read:/etc/shadow` is a filesystem read.
+    let (code, findings) = check_permissions_against(
+        "      forbidden_values: [filesystem.read]\n",
+        &["read:/etc/shadow"],
+    );
+    assert_eq!((code, findings.len()), (1, 1), "{findings:?}");
+    // The rule reports its kind as written.
+    assert_eq!(findings[0]["rule_kind"], "forbidden_values");
+    // `allowed_values` is an allow-list: `filesystem.read` admits `filesystem:read` and a scoped
+    // read, not `filesystem:delete` nor the bare domain (every action).
+    let rule = "      allowed_values: [filesystem.read, stdout]\n";
+    let (code, findings) = check_permissions_against(
+        rule,
+        &["filesystem:read", "read:/workspace/x", "stdout:write"],
+    );
+    assert_eq!((code, findings.len()), (0, 0), "{findings:?}");
+    let (code, findings) = check_permissions_against(rule, &["filesystem:delete", "filesystem"]);
+    assert_eq!(code, 1);
+    let pointers: Vec<&str> = findings
+        .iter()
+        .map(|f| f["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        ["/permissions/0", "/permissions/1"],
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_value_rule_on_permissions_that_is_no_permission_is_refused_at_load() {
+    let p = Project::new();
+    p.write(
+        "registry/policies/extra.yaml",
+        "policy:\n  name: extra\n  version: 1.0.0\n  rules:\n    - field: permissions\n      forbidden_values: [\"rm -rf\"]\n      message: m\n      severity: error\n  enforcement: blocking\n",
+    );
+    let out = p.run(&["--action", "create", "--skill-name", "data.transform"]);
+    assert_error(&out, "a value that is no permission");
+    assert!(
+        out.stderr.contains("extra.yaml:6:") && out.stderr.contains("`deny: [...]`"),
+        "{}",
+        out.stderr
+    );
+}
