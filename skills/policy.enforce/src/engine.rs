@@ -165,6 +165,9 @@ pub struct TargetResult {
     /// `field` reached a value): a rule that reaches nothing in any target of a run is
     /// reported (a misspelt path must not disable a rule silently).
     pub rules: Vec<RuleUse>,
+    /// How long this target's evaluation took, in milliseconds (its `policy.enforced`
+    /// event's `duration_ms`; a batch's targets each have their own).
+    pub duration_ms: f64,
 }
 
 /// One rule applied to one target.
@@ -194,6 +197,7 @@ pub struct Context<'a> {
 /// Evaluates every applicable policy on one target, then the [`builtin`] checks that hold
 /// under any policy pack.
 pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetResult {
+    let started = std::time::Instant::now();
     let mut findings = Vec::new();
     let mut checks = Vec::new();
     let mut rules = Vec::new();
@@ -235,13 +239,15 @@ pub fn evaluate(set: &PolicySet, target: &Target, cx: &Context<'_>) -> TargetRes
     }
     builtin::check(target, cx, &mut findings, &mut checks);
     let outcome = outcome_of(&findings);
+    let digest = target.digest();
     TargetResult {
-        digest: target.digest(),
+        digest,
         target: target.clone(),
         findings,
         checks,
         outcome,
         rules,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     }
 }
 

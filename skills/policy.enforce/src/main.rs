@@ -192,14 +192,12 @@ fn enforce(
         targets = report.results.len(),
         "evaluated"
     );
-    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     // A passing run spends the single-use approvals it relied on before it says so.
     policy_enforce::record::consume(&world.registry_dir, &identity, &report)?;
     // Record before printing: a decision that cannot be recorded is not given.
-    let head = policy_enforce::record::record(&world.registry_dir, &identity, &report, elapsed)
-        .context(
-            "cannot record the decision in the audit trail and telemetry; nothing was decided",
-        )?;
+    let head = policy_enforce::record::record(&world.registry_dir, &identity, &report).context(
+        "cannot record the decision in the audit trail and telemetry; nothing was decided",
+    )?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "recorded");
     tracing::info!(audit_head = %head, targets = report.results.len(), outcome = report.outcome.as_str(), "decision recorded");
     let mut out = Printer::new();

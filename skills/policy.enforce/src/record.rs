@@ -17,12 +17,12 @@ use crate::report::{Report, TOOL};
 const MAX_AUDITED_TARGETS: usize = 100;
 
 /// Writes the audit entry and the events of one run, then starts the alert deliverer; returns
-/// the new audit head.
+/// the new audit head. Each target's `policy.enforced` event carries the duration of its own
+/// evaluation (`TargetResult::duration_ms`), not the run's.
 pub fn record(
     registry: &RegistryDir,
     who: &Identity,
     report: &Report,
-    duration_ms: f64,
 ) -> Result<Head, betty_core::Error> {
     let action = report.action.map(|a| a.as_str()).unwrap_or("check");
     let recorder = Recorder::new(registry, TOOL, who);
@@ -68,16 +68,7 @@ pub fn record(
     // be written, nothing claims a decision was made.
     let parts = crate::par::map(&report.results, 16, |r| {
         let mut lines = EventBatch::new();
-        target_events(
-            r,
-            action,
-            report.strict,
-            duration_ms,
-            writer,
-            who,
-            &mut lines,
-        )
-        .map(|()| lines)
+        target_events(r, action, report.strict, writer, who, &mut lines).map(|()| lines)
     });
     let mut lines = EventBatch::new();
     for part in parts {
@@ -90,7 +81,6 @@ fn target_events(
     r: &TargetResult,
     action: &str,
     strict: bool,
-    duration_ms: f64,
     writer: &EventWriter,
     who: &Identity,
     lines: &mut EventBatch,
@@ -116,7 +106,7 @@ fn target_events(
             event_type: "policy.enforced".into(),
             skill_name: Some(r.target.name.clone()),
             outcome: r.outcome.as_str().into(),
-            duration_ms: Some(duration_ms),
+            duration_ms: Some(r.duration_ms),
             context,
             ..NewEvent::default()
         },

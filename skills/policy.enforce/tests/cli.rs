@@ -1433,3 +1433,46 @@ fn a_value_rule_on_permissions_that_is_no_permission_is_refused_at_load() {
         out.stderr
     );
 }
+
+// ---------------------------------------------------------------- per-target records
+
+#[test]
+fn each_target_of_a_batch_records_its_own_duration() {
+    let p = Project::new();
+    let mut paths = Vec::new();
+    for (name, count) in [("tiny.one", 1), ("mid.one", 200), ("huge.one", 5000)] {
+        let perms: String = (0..count)
+            .map(|i| format!("  - filesystem:read:data/f{i}\n"))
+            .collect();
+        let rel = format!("skills/{name}/skill.yaml");
+        p.write(
+            &rel,
+            &format!("name: {name}\nversion: 0.1.0\ndescription: Read data.\nstatus: draft\npermissions:\n{perms}"),
+        );
+        paths.push(rel);
+    }
+    let mut args = vec!["--format", "json"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = p.run(&args);
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let durations: Vec<(String, f64)> = p
+        .events()
+        .iter()
+        .filter(|e| e["event_type"] == "policy.enforced")
+        .map(|e| {
+            (
+                e["skill_name"].as_str().unwrap().to_string(),
+                e["duration_ms"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(durations.len(), 3, "{durations:?}");
+    let of = |name: &str| durations.iter().find(|(n, _)| n == name).unwrap().1;
+    let (tiny, mid, huge) = (of("tiny.one"), of("mid.one"), of("huge.one"));
+    assert!(
+        tiny != mid && mid != huge && tiny != huge,
+        "one run's duration copied to every target: {durations:?}"
+    );
+    // 5000 permissions take longer to check than one.
+    assert!(huge > tiny, "{durations:?}");
+}
