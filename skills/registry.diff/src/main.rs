@@ -117,6 +117,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                         op.map(|o| *o),
                         "registry.record",
                         "registry.recorded",
+                        &versions::changed_skills(&version.changes),
                         json!({"version": version.version, "changes": version.changes.len(), "registry_sha256": version.registry_sha256}),
                     )?;
                     match format {
@@ -174,6 +175,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     done.operation.take(),
                     "registry.rollback",
                     "registry.rolled_back",
+                    &versions::changed_skills(&v.changes),
                     json!({"rollback_of": done.target, "version": v.version, "recorded_before": done.recorded_before, "registry_sha256": v.registry_sha256, "changes": v.changes.len()}),
                 )?;
             }
@@ -236,6 +238,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     op,
                     "registry.import_git",
                     "registry.imported",
+                    &imported_skills(&results),
                     json!({"range": range, "commits": results.len(), "recorded": recorded, "unreadable": unreadable.iter().map(|r| r.commit.hash.clone()).collect::<Vec<_>>()}),
                 )?;
             }
@@ -528,14 +531,32 @@ fn note_check(common: &CommonArgs, from: &str, to: &str, problems: &[semver::Pro
     }
 }
 
+/// The skills the versions an import recorded touch, each once.
+fn imported_skills(results: &[versions::Imported]) -> Vec<String> {
+    let mut changes = Vec::new();
+    for r in results {
+        if let ImportOutcome::Recorded(v, _) = &r.outcome {
+            changes.extend(v.changes.iter().cloned());
+        }
+    }
+    versions::changed_skills(&changes)
+}
+
 /// The commit entry and the telemetry event of a write whose intent the library appended.
 fn commit(
     recorder: &Recorder,
     op: Option<Operation>,
     operation: &str,
     event: &str,
-    details: Value,
+    skills: &[String],
+    mut details: Value,
 ) -> Result<()> {
+    if let Some(obj) = details.as_object_mut()
+        && !skills.is_empty()
+    {
+        obj.insert("skills".into(), json!(skills));
+    }
+    let skill = versions::one_skill(skills).map(str::to_string);
     let Some(op) = op else {
         bail!("`{operation}` changed the registry without its intent entry; this is a bug");
     };
@@ -545,7 +566,7 @@ fn commit(
     recorder.events().complete_line(
         NewEvent {
             event_type: event.to_string(),
-            skill_name: None,
+            skill_name: skill.clone(),
             outcome: "success".to_string(),
             context,
             ..Default::default()
@@ -556,6 +577,7 @@ fn commit(
     op.commit(
         AuditRecord {
             operation: operation.to_string(),
+            skill,
             outcome: "success".to_string(),
             details: Some(details),
             ..AuditRecord::default()

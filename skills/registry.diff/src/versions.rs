@@ -78,11 +78,46 @@ impl<'a> Intent<'a> {
         }
     }
 
-    fn before_change(&mut self, change: impl FnOnce() -> Value) -> betty_core::Result<()> {
+    /// Appends the intent entry; `skills` are the skills the change touches, when known before
+    /// it (the entry names the skill when there is one, and `details.change.skills` lists them
+    /// all).
+    fn before_change(
+        &mut self,
+        skills: &[String],
+        change: impl FnOnce() -> Value,
+    ) -> betty_core::Result<()> {
         if self.begun.is_none() {
-            self.begun = Some(self.recorder.begin(self.operation, None, change())?);
+            let mut change = change();
+            if let Some(obj) = change.as_object_mut()
+                && !skills.is_empty()
+            {
+                obj.insert("skills".into(), json!(skills));
+            }
+            self.begun = Some(
+                self.recorder
+                    .begin(self.operation, one_skill(skills), change)?,
+            );
         }
         Ok(())
+    }
+}
+
+/// The skills some changes touch, each once, in order of appearance.
+pub fn changed_skills(changes: &[betty_core::history::Change]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in changes {
+        if !out.contains(&c.skill) {
+            out.push(c.skill.clone());
+        }
+    }
+    out
+}
+
+/// What an audit entry's `skill` says of a registry write: the skill, when it touches one.
+pub fn one_skill(skills: &[String]) -> Option<&str> {
+    match skills {
+        [one] => Some(one.as_str()),
+        _ => None,
     }
 }
 
@@ -108,11 +143,12 @@ fn record_locked(
     {
         return Ok(Recorded::Unchanged(l.version.clone()));
     }
-    intent.before_change(|| {
+    let changes = diff.to_changes(who);
+    intent.before_change(&changed_skills(&changes), || {
         json!({
             "history": "append a version",
             "registry_sha256": betty_core::canonical::sha256_hex(&bytes),
-            "changes": diff.to_changes(who).len(),
+            "changes": changes.len(),
         })
     })?;
     let version = history.append(
@@ -120,7 +156,7 @@ fn record_locked(
         NewVersion {
             timestamp: now,
             changed_by: who.to_string(),
-            changes: diff.to_changes(who),
+            changes,
             source: src,
             registry_bytes: bytes,
             registry: value,
@@ -206,13 +242,14 @@ pub fn rollback(
     }
     // The intent entry, before anything is written (if it cannot be appended: nothing is).
     let mut intent = Intent::new(recorder, "registry.rollback");
-    intent.before_change(|| {
+    let changes = out.diff.to_changes(who);
+    intent.before_change(&changed_skills(&changes), || {
         json!({
             "rollback_of": target.to_string(),
             "file": "skills.json",
             "from_sha256": betty_core::canonical::sha256_hex(&live_bytes),
             "to_sha256": betty_core::canonical::sha256_hex(&bytes),
-            "changes": out.diff.to_changes(who).len(),
+            "changes": changes.len(),
         })
     })?;
     // Keep the live state in history before replacing it.
@@ -237,7 +274,7 @@ pub fn rollback(
         NewVersion {
             timestamp: now,
             changed_by: who.to_string(),
-            changes: out.diff.to_changes(who),
+            changes,
             source: src,
             registry_bytes: bytes,
             registry: old.registry.clone(),
@@ -355,7 +392,9 @@ pub fn import_git(
         let mut src = source("import-git");
         src.insert("commit".into(), commit.hash.clone().into());
         src.insert("subject".into(), commit.subject.clone().into());
+        // Which skills the later commits touch is not known yet: the versions list them.
         intent.before_change(
+            &[],
             || json!({"history": "append versions from git", "range": range, "commits": listed}),
         )?;
         let version = history.append(

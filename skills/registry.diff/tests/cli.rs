@@ -518,3 +518,39 @@ fn an_audit_trail_that_cannot_be_appended_blocks_record_and_rollback() {
         );
     }
 }
+
+#[test]
+fn a_records_audit_entries_name_the_skill_it_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let reg = t.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    let write = |skills: Value| std::fs::write(reg.join("skills.json"), registry(skills)).unwrap();
+    write(json!([{"name": "a.b", "version": "0.1.0", "description": "d"}]));
+    assert_eq!(code(&run(t.path(), &["record"])), 0);
+    write(json!([
+        {"name": "a.b", "version": "0.2.0", "description": "d"},
+        {"name": "c.d", "version": "0.1.0", "description": "d"}
+    ]));
+    assert_eq!(code(&run(t.path(), &["record"])), 0);
+    let audit: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(reg.join("audit_log.json")).unwrap()).unwrap();
+    let records: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["operation"] == "registry.record")
+        .collect();
+    assert_eq!(
+        records.len(),
+        4,
+        "an intent and a commit per record: {audit:?}"
+    );
+    // One skill changed: the entry names it, intent and commit alike.
+    assert_eq!(records[0]["skill"], "a.b", "{}", records[0]);
+    assert_eq!(records[1]["skill"], "a.b", "{}", records[1]);
+    // Two changed: `skill` cannot hold both; the details list them.
+    assert_eq!(records[3]["skill"], Value::Null);
+    assert_eq!(
+        records[2]["details"]["change"]["skills"],
+        json!(["a.b", "c.d"])
+    );
+    assert_eq!(records[3]["details"]["skills"], json!(["a.b", "c.d"]));
+}
