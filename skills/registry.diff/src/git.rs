@@ -141,6 +141,40 @@ pub fn log(dir: &Path, file: &str, range: Option<&str>) -> Result<Vec<Commit>, G
         .collect())
 }
 
+/// One commit as a compared side shows it.
+#[derive(Clone, Debug)]
+pub struct CommitInfo {
+    pub hash: String,
+    /// Commit date, strict ISO 8601.
+    pub date: String,
+    /// The author's email, else their name.
+    pub author: String,
+}
+
+/// The commit `rev` names.
+pub fn commit(dir: &Path, rev: &str) -> Result<CommitInfo, GitError> {
+    check_revision(rev)?;
+    let out = run(
+        dir,
+        &[
+            "log",
+            "-1",
+            "--format=%H%x1f%cI%x1f%ae%x1f%an",
+            &format!("{rev}^{{commit}}"),
+            "--",
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&out);
+    let f: Vec<&str> = text.trim_end_matches('\n').split('\x1f').collect();
+    let field = |i: usize| f.get(i).copied().unwrap_or("").to_string();
+    let email = field(2);
+    Ok(CommitInfo {
+        hash: field(0),
+        date: field(1),
+        author: if email.is_empty() { field(3) } else { email },
+    })
+}
+
 /// The file at each commit, read with one `git cat-file --batch`; `None` where the commit
 /// has no such file (deleted).
 pub fn show_many(

@@ -40,11 +40,12 @@ fn run(cli: Cli) -> Result<ExitStatus> {
     match cli.command {
         None => {
             let (from, to, diff) = compare(common, &cli.diff.compare)?;
+            let by = changed_by(common, &from, &to)?;
             match cli.diff.format {
-                DiffFormat::Text => out.write_str(&render::diff_text(&diff, style))?,
-                DiffFormat::Json => {
-                    out.json(&render::diff_json(&diff, from.kind, &from.label, &to.label))?
+                DiffFormat::Text => {
+                    out.write_str(&render::compare_text(&diff, &from, &to, &by, style))?
                 }
+                DiffFormat::Json => out.json(&render::compare_json(&diff, &from, &to, &by))?,
                 DiffFormat::Patch => out.json(&diff.to_patch(from.kind))?,
             }
             out.flush()?;
@@ -321,6 +322,24 @@ fn run(cli: Cli) -> Result<ExitStatus> {
 
 /// Resolves `--compare` (default: the latest history version against the live registry) and
 /// computes the diff, narrowed to `--skill`.
+/// Who made the changes from `from` to `to`, when both are history versions (history knows
+/// nothing of changes made outside it).
+fn changed_by(common: &CommonArgs, from: &Snapshot, to: &Snapshot) -> Result<versions::ChangedBy> {
+    let (Some(a), Some(b)) = (&from.provenance, &to.provenance) else {
+        return Ok(versions::ChangedBy::default());
+    };
+    if from.origin != "version" || to.origin != "version" {
+        return Ok(versions::ChangedBy::default());
+    }
+    let dir = common.registry_dir()?;
+    let history = History::new(&dir.history_dir());
+    Ok(versions::ChangedBy::between(
+        &history,
+        VersionId::parse(&a.version)?,
+        VersionId::parse(&b.version)?,
+    )?)
+}
+
 fn compare(common: &CommonArgs, spec: &Compare) -> Result<(Snapshot, Snapshot, RegistryDiff)> {
     let (registry, registry_error) = match common.registry_dir() {
         Ok(d) => (Some(d), None),

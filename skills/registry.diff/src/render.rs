@@ -5,7 +5,8 @@
 use betty_core::escape::Escaped;
 use betty_core::history::{Change, ChangeAction, HistoryVersion};
 
-use crate::versions::VersionSummary;
+use crate::snapshot::{Provenance, Snapshot};
+use crate::versions::{ChangedBy, VersionSummary};
 use betty_core::manifest::Kind;
 use serde_json::{Value, json};
 
@@ -58,9 +59,79 @@ pub fn diff_text(diff: &RegistryDiff, style: Style) -> String {
         return out;
     }
     for s in &diff.skills {
-        skill_text(s, style, &mut out);
+        skill_text(s, style, None, &mut out);
     }
     out
+}
+
+/// A comparison as text: a line for each side that is a history version or a git commit
+/// (`From: 2025.10.23.001 at TIME by AUTHOR`), then the seed's lines, each change followed by
+/// who made it when history knows (`(by AUTHOR)`).
+pub fn compare_text(
+    diff: &RegistryDiff,
+    from: &Snapshot,
+    to: &Snapshot,
+    by: &ChangedBy,
+    style: Style,
+) -> String {
+    let mut out = String::new();
+    for (side, snap) in [("From", from), ("To", to)] {
+        if let Some(p) = &snap.provenance {
+            out.push_str(&format!("{side}: {}\n", provenance_text(snap, p)));
+        }
+    }
+    if diff.is_empty() {
+        out.push_str("No differences.\n");
+        return out;
+    }
+    for s in &diff.skills {
+        skill_text(s, style, Some(by), &mut out);
+    }
+    out
+}
+
+/// `2025.10.23.001 at 2025-10-23T08:00:00Z by alice@example.com`, or for a git revision
+/// `HEAD~1: commit 1a2b3c4d5e6f at ... by ...`.
+fn provenance_text(snap: &Snapshot, p: &Provenance) -> String {
+    let what = if snap.origin == "git" {
+        let short: String = p.version.chars().take(12).collect();
+        format!("{}: commit {}", shown(&snap.label), shown(&short))
+    } else {
+        shown(&p.version)
+    };
+    format!("{what} at {} by {}", shown(&p.timestamp), shown(&p.author))
+}
+
+/// A compared side in JSON: how it was named, where it came from, and its version, time and
+/// author when it has them (null otherwise).
+fn side_json(snap: &Snapshot) -> Value {
+    let p = snap.provenance.as_ref();
+    json!({
+        "spec": snap.label,
+        "origin": snap.origin,
+        "version": p.map(|p| &p.version),
+        "timestamp": p.map(|p| &p.timestamp),
+        "author": p.map(|p| &p.author),
+    })
+}
+
+/// The JSON document of a comparison ([`diff_json`]) with its two sides (`from_side`,
+/// `to_side`) and each change's `changed_by` (null where history does not know it).
+pub fn compare_json(diff: &RegistryDiff, from: &Snapshot, to: &Snapshot, by: &ChangedBy) -> Value {
+    let mut doc = diff_json(diff, from.kind, &from.label, &to.label);
+    doc["from_side"] = side_json(from);
+    doc["to_side"] = side_json(to);
+    if let Some(skills) = doc["skills"].as_array_mut() {
+        for (s, j) in diff.skills.iter().zip(skills.iter_mut()) {
+            j["changed_by"] = json!(by.of(&s.name, None));
+            if let Some(fields) = j["fields"].as_array_mut() {
+                for (f, jf) in s.fields.iter().zip(fields.iter_mut()) {
+                    jf["changed_by"] = json!(by.of(&s.name, Some(&f.path)));
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// User text (names, field paths, messages) as text output shows it: secrets redacted,
@@ -69,24 +140,36 @@ pub fn shown(s: &str) -> String {
     Escaped(&betty_core::redact::redact_text(s)).to_string()
 }
 
-fn skill_text(s: &SkillDiff, style: Style, out: &mut String) {
+fn skill_text(s: &SkillDiff, style: Style, by: Option<&ChangedBy>, out: &mut String) {
     let name = Escaped(&s.name);
+    let who = |field: Option<&str>| {
+        by.and_then(|b| b.of(&s.name, field))
+            .map(|w| format!("  (by {})", shown(w)))
+            .unwrap_or_default()
+    };
     match s.action {
         ChangeAction::Changed => {
             out.push_str(&format!("{} {name}\n", style.paint("33", "Changed:")));
             for f in &s.fields {
                 out.push_str(&format!(
-                    "  {}: {} → {}\n",
+                    "  {}: {} → {}{}\n",
                     Escaped(&f.path),
                     show_value(f.old.as_ref()),
-                    show_value(f.new.as_ref())
+                    show_value(f.new.as_ref()),
+                    who(Some(&f.path))
                 ));
             }
         }
-        ChangeAction::Added => out.push_str(&format!("{} {name}\n", style.paint("32", "Added:"))),
-        ChangeAction::Removed => {
-            out.push_str(&format!("{} {name}\n", style.paint("31", "Removed:")))
-        }
+        ChangeAction::Added => out.push_str(&format!(
+            "{} {name}{}\n",
+            style.paint("32", "Added:"),
+            who(None)
+        )),
+        ChangeAction::Removed => out.push_str(&format!(
+            "{} {name}{}\n",
+            style.paint("31", "Removed:"),
+            who(None)
+        )),
     }
 }
 

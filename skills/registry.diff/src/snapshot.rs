@@ -29,6 +29,20 @@ pub struct Snapshot {
     pub origin: &'static str,
     pub kind: Kind,
     pub body: Body,
+    /// Which version it is, when and by whom, for a side that has them: a history version
+    /// (its id, time and `changed_by`) or a git revision (its commit, commit time and author).
+    pub provenance: Option<Provenance>,
+}
+
+/// Which version a compared side is, when it was made and by whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    /// The history version (`2025.10.24.001`) or the full commit hash.
+    pub version: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    /// The history version's `changed_by`, or the commit's author (email, else name).
+    pub author: String,
 }
 
 /// A registry as parsed, or as text that is known to be a well-formed registry (compared
@@ -111,6 +125,11 @@ impl Resolver {
                 label: spec.to_string(),
                 origin: "version",
                 kind: Kind::Skill,
+                provenance: Some(Provenance {
+                    version: version.version,
+                    timestamp: version.timestamp,
+                    author: version.changed_by,
+                }),
                 body: Body::Value(version.registry),
             });
         }
@@ -130,7 +149,14 @@ impl Resolver {
             let bytes = git::show(&dir.root, spec, "skills.json")?;
             let label = format!("{spec}:registry/skills.json");
             let text = into_text(&SourceName::Named(label.as_str().into()), bytes)?;
-            return parse_registry(text, &label, spec, "git");
+            let mut snap = parse_registry(text, &label, spec, "git")?;
+            let commit = git::commit(&dir.root, spec)?;
+            snap.provenance = Some(Provenance {
+                version: commit.hash,
+                timestamp: commit.date,
+                author: commit.author,
+            });
+            return Ok(snap);
         }
         let why = if path.exists() {
             " (it is a folder; name the registry file inside it)".to_string()
@@ -170,6 +196,7 @@ pub fn parse_registry(
             origin,
             kind,
             body: Body::Text(text),
+            provenance: None,
         });
     }
     let mut value = parse_json(&SourceName::Named(name.into()), &text)?;
@@ -190,6 +217,7 @@ pub fn parse_registry(
         origin,
         kind,
         body: Body::Value(value),
+        provenance: None,
     })
 }
 
@@ -240,5 +268,6 @@ pub fn with_manifest(base: &Snapshot, path: &str) -> Result<Snapshot, SpecError>
         origin: "manifest",
         kind: base.kind,
         body: Body::Value(value),
+        provenance: None,
     })
 }

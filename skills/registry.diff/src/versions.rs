@@ -285,6 +285,47 @@ pub fn rollback(
     Ok(out)
 }
 
+/// Who made each change of a comparison, as history records it: for each skill and field
+/// path, the `changed_by` of the last change to it in the versions after FROM up to TO.
+#[derive(Debug, Default)]
+pub struct ChangedBy {
+    fields: std::collections::HashMap<(String, String), String>,
+    skills: std::collections::HashMap<String, String>,
+}
+
+impl ChangedBy {
+    /// The changes recorded in the versions after `from` up to and including `to` (none when
+    /// `to` is not after `from`: a comparison backwards undoes changes, it makes none).
+    pub fn between(
+        history: &History,
+        from: VersionId,
+        to: VersionId,
+    ) -> betty_core::Result<ChangedBy> {
+        let mut out = ChangedBy::default();
+        for id in history.list()? {
+            if id <= from || id > to {
+                continue;
+            }
+            for c in history.load(id)?.changes {
+                if let Some(field) = &c.field {
+                    out.fields
+                        .insert((c.skill.clone(), field.clone()), c.changed_by.clone());
+                }
+                out.skills.insert(c.skill, c.changed_by);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Who last changed `field` of `skill` (or, without a field or a record of it, the skill).
+    pub fn of(&self, skill: &str, field: Option<&str>) -> Option<&str> {
+        field
+            .and_then(|f| self.fields.get(&(skill.to_string(), f.to_string())))
+            .or_else(|| self.skills.get(skill))
+            .map(String::as_str)
+    }
+}
+
 /// One commit `import-git` looked at.
 #[derive(Debug)]
 pub struct Imported {

@@ -38,15 +38,26 @@ fn the_seed_example_compare_head_1_head_verbatim() {
     let o = run(t.path(), &["--compare", "HEAD~1", "HEAD"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
-        stdout(&o),
+        body(&stdout(&o)),
         "Changed: workflow.validate\n  status: draft → active\nAdded: data.transform\n"
+    );
+    // Each side is a commit: which one, when and by whom.
+    let lines: Vec<String> = stdout(&o).lines().take(2).map(str::to_string).collect();
+    let head = git(t.path(), &["rev-parse", "HEAD"]);
+    assert!(
+        lines[0].starts_with("From: HEAD~1: commit ") && lines[0].ends_with(" by dev@example.com"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("To: HEAD: commit {}", &head.trim()[..12])),
+        "{lines:?}"
     );
     // From a subfolder, and with a hash and a branch name.
     std::fs::create_dir_all(t.path().join("deep/er")).unwrap();
     let first = git(t.path(), &["rev-parse", "HEAD~1"]);
     let o = run(&t.path().join("deep/er"), &["--compare", &first, "main"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).starts_with("Changed: workflow.validate\n"));
+    assert!(body(&stdout(&o)).starts_with("Changed: workflow.validate\n"));
     // --exit-code: 1 with differences, 0 without.
     assert_eq!(
         code(&run(
@@ -57,13 +68,13 @@ fn the_seed_example_compare_head_1_head_verbatim() {
     );
     let same = run(t.path(), &["--compare", "HEAD", "current", "--exit-code"]);
     assert_eq!(code(&same), 0, "{}", stderr(&same));
-    assert_eq!(stdout(&same), "No differences.\n");
+    assert_eq!(body(&stdout(&same)), "No differences.\n");
     // --skill narrows.
     let o = run(
         t.path(),
         &["--compare", "HEAD~1", "HEAD", "--skill", "data.transform"],
     );
-    assert_eq!(stdout(&o), "Added: data.transform\n");
+    assert_eq!(body(&stdout(&o)), "Added: data.transform\n");
     let o = run(
         t.path(),
         &["--compare", "HEAD~1", "HEAD", "--skill", "no.such"],
@@ -229,7 +240,7 @@ fn record_is_a_no_op_when_nothing_changed_and_safe_under_concurrency() {
     )
     .unwrap();
     assert_eq!(
-        stdout(&run(t.path(), &[])),
+        body(&stdout(&run(t.path(), &[]))),
         "Changed: a.b\n  version: 0.1.0 → 0.2.0\n"
     );
     let children: Vec<_> = (0..8)
@@ -283,7 +294,7 @@ fn record_is_a_no_op_when_nothing_changed_and_safe_under_concurrency() {
         }
     }
     assert_eq!(
-        stdout(&run(t.path(), &["--compare", &ids[0], "current"])),
+        body(&stdout(&run(t.path(), &["--compare", &ids[0], "current"]))),
         "No differences.\n"
     );
 }
@@ -553,4 +564,94 @@ fn a_records_audit_entries_name_the_skill_it_changed() {
         json!(["a.b", "c.d"])
     );
     assert_eq!(records[3]["details"]["skills"], json!(["a.b", "c.d"]));
+}
+
+#[test]
+fn compare_names_each_versions_author_and_time_and_who_changed_what() {
+    let t = tempfile::tempdir().unwrap();
+    let reg = t.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    let write = |skills: Value| std::fs::write(reg.join("skills.json"), registry(skills)).unwrap();
+    let record = |user: &str| {
+        let o = run(t.path(), &["record", "--user", user, "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["version"].as_str().unwrap().to_string()
+    };
+    write(json!([{"name": "a.b", "version": "0.1.0", "description": "d", "status": "draft"}]));
+    let v1 = record("alice@example.com");
+    write(json!([{"name": "a.b", "version": "0.1.0", "description": "d", "status": "active"}]));
+    record("bob@example.com");
+    write(json!([
+        {"name": "a.b", "version": "0.2.0", "description": "d", "status": "active"},
+        {"name": "c.d", "version": "0.1.0", "description": "d"}
+    ]));
+    let v3 = record("carol@example.com");
+    let history = |id: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(reg.join(format!("history/{id}.json"))).unwrap())
+            .unwrap()
+    };
+    let (t1, t3) = (
+        history(&v1)["timestamp"].as_str().unwrap().to_string(),
+        history(&v3)["timestamp"].as_str().unwrap().to_string(),
+    );
+
+    let o = run(t.path(), &["--compare", &v1, &v3]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "From: {v1} at {t1} by alice@example.com\nTo: {v3} at {t3} by carol@example.com\n\
+             Changed: a.b\n  version: 0.1.0 → 0.2.0  (by carol@example.com)\n  status: draft → active  (by bob@example.com)\n\
+             Added: c.d  (by carol@example.com)\n"
+        )
+    );
+
+    let o = run(t.path(), &["--compare", &v1, &v3, "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    validate("registry-diff-output.schema.json", &v);
+    assert_eq!(
+        v["from_side"],
+        json!({"spec": v1, "origin": "version", "version": v1, "timestamp": t1, "author": "alice@example.com"})
+    );
+    assert_eq!(v["to_side"]["author"], "carol@example.com");
+    assert_eq!(v["to_side"]["timestamp"], t3);
+    let a = &v["skills"][0];
+    assert_eq!(a["name"], "a.b");
+    assert_eq!(a["changed_by"], "carol@example.com");
+    let by_field: Vec<(&str, &str)> = a["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap(),
+                f["changed_by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_field,
+        [
+            ("version", "carol@example.com"),
+            ("status", "bob@example.com")
+        ]
+    );
+    // The live registry has no version, author or time of its own; history does not know who
+    // changed it since.
+    write(json!([{"name": "a.b", "version": "0.3.0", "description": "d", "status": "active"}]));
+    let o = run(t.path(), &["--compare", &v3, "current", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    validate("registry-diff-output.schema.json", &v);
+    assert_eq!(v["to_side"]["version"], Value::Null);
+    assert_eq!(v["skills"][0]["fields"][0]["changed_by"], Value::Null);
+    let text = stdout(&run(t.path(), &["--compare", &v3, "current"]));
+    assert!(
+        text.starts_with(&format!(
+            "From: {v3} at {t3} by carol@example.com\nChanged: a.b\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("(by "), "{text}");
 }

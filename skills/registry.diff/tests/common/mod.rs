@@ -132,3 +132,23 @@ pub fn validate(schema_file: &str, instance: &Value) {
         .collect();
     assert!(errors.is_empty(), "{schema_file}: {errors:?}");
 }
+
+/// A comparison's text without its `From:`/`To:` lines (which say each side's version, time
+/// and author): the seed's lines.
+pub fn body(text: &str) -> String {
+    text.lines()
+        .skip_while(|l| l.starts_with("From: ") || l.starts_with("To: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// [`body`] without the `  (by AUTHOR)` history adds to each change: the changes alone.
+pub fn changes_only(text: &str) -> String {
+    body(text)
+        .lines()
+        .map(|l| match l.rfind("  (by ") {
+            Some(i) if l.ends_with(')') => format!("{}\n", &l[..i]),
+            _ => format!("{l}\n"),
+        })
+        .collect()
+}
