@@ -224,10 +224,11 @@ pub struct ListArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// At most N events
+    /// At most N events (the N newest, or with `--order oldest` the N oldest, by `timestamp`)
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
-    /// Order: `newest` first (default) or `oldest` first
+    /// Order by `timestamp`: `newest` first (default) or `oldest` first (with `--count`, the
+    /// direction the stream is read in; the count is the same)
     #[arg(long, value_enum, default_value = "newest")]
     pub order: OrderArg,
     /// Print only the number of matching events

@@ -433,6 +433,81 @@ pub fn scan(
     Ok(summary)
 }
 
+/// [`scan`], with matches handed to `visit` in `timestamp` order (ties in the stream's order,
+/// the newest-appended first under [`Order::NewestFirst`]), at most `limit` of them.
+///
+/// When every segment is time-ordered, that is the stream's own order and the scan streams.
+/// A segment marked `.unordered` (an import or a caller-given timestamp appended older events)
+/// holds events in any order, so the matches are collected and sorted first: memory grows with
+/// the matches, or with `limit` when one is given (only the `limit` best are kept).
+pub fn scan_in_time_order(
+    segments: &[Segment],
+    filter: &Compiled,
+    order: Order,
+    limit: Option<u64>,
+    mut visit: impl FnMut(Hit<'_, '_>) -> ControlFlow<()>,
+    skipped: impl FnMut(Skipped),
+) -> Result<ScanSummary, ScanError> {
+    let limit = limit.unwrap_or(u64::MAX);
+    if limit == 0 {
+        return Ok(ScanSummary::default());
+    }
+    if segments.iter().all(|s| s.ordered) {
+        let mut shown = 0u64;
+        return scan(
+            segments,
+            filter,
+            order,
+            |hit| {
+                let flow = visit(hit);
+                shown += 1;
+                if flow.is_break() || shown >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+            skipped,
+        );
+    }
+    // (timestamp, position in the stream, line); best first once sorted.
+    let mut kept: Vec<(String, u64, Vec<u8>)> = Vec::new();
+    let keep = usize::try_from(limit).unwrap_or(usize::MAX);
+    let best_first = |a: &(String, u64, Vec<u8>), b: &(String, u64, Vec<u8>)| {
+        let by_time = (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1));
+        match order {
+            Order::OldestFirst => by_time,
+            Order::NewestFirst => by_time.reverse(),
+        }
+    };
+    let mut position = 0u64;
+    let summary = scan(
+        segments,
+        filter,
+        Order::OldestFirst,
+        |hit| {
+            kept.push((hit.row.time().to_string(), position, hit.line.to_vec()));
+            position += 1;
+            if kept.len() >= keep.saturating_mul(2).max(1024) {
+                kept.sort_by(best_first);
+                kept.truncate(keep);
+            }
+            ControlFlow::Continue(())
+        },
+        skipped,
+    )?;
+    kept.sort_by(best_first);
+    kept.truncate(keep);
+    for (_, _, line) in &kept {
+        // Parsed once already: it parses again.
+        let Ok(row) = parse_row(line) else { continue };
+        if visit(Hit { line, row: &row }).is_break() {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
 struct Step {
     flow: ControlFlow<()>,
     /// The line's timestamp, when it was parsed.

@@ -1316,3 +1316,39 @@ fn a_batch_killed_at_any_instant_lands_none_or_all_and_a_retry_adds_nothing() {
     assert!(segments > 1, "the stream rotated during the run");
     assert!(!r.root.join("telemetry/events.jsonl.batch").exists());
 }
+
+#[test]
+fn order_is_time_order_across_an_import_of_older_events() {
+    let r = Reg::new();
+    let out = r.capture(&["--event-type", "skill.created", "--skill-name", "now.one"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    // Older events, appended after it, themselves out of order.
+    let f = r.root.join("telemetry.json");
+    std::fs::write(
+        &f,
+        r#"[{"timestamp": "2025-10-23T18:09:00+00:00", "skill": "middle.one", "status": "success", "caller": "cli"},
+            {"timestamp": "2025-10-23T18:08:55+00:00", "skill": "oldest.one", "status": "success", "caller": "cli"},
+            {"timestamp": "2025-10-24T07:00:00+00:00", "skill": "newer.one", "status": "success", "caller": "cli"}]"#,
+    )
+    .unwrap();
+    let out = r.capture(&["import", f.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let first = |order: &str, limit: &str| -> Vec<String> {
+        let out = r.query(&["--order", order, "--limit", limit, "--format", "jsonl"]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["skill_name"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(first("newest", "1"), ["now.one"]);
+    assert_eq!(first("oldest", "1"), ["oldest.one"]);
+    assert_eq!(
+        first("newest", "10"),
+        ["now.one", "newer.one", "middle.one", "oldest.one"]
+    );
+    assert_eq!(first("oldest", "2"), ["oldest.one", "middle.one"]);
+}

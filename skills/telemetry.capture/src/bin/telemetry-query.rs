@@ -238,10 +238,11 @@ fn list(
         Format::Jsonl => {}
     }
     if limit > 0 {
-        scan::scan(
+        scan::scan_in_time_order(
             segs,
             &filter,
             order,
+            list.limit,
             |hit| {
                 let written = match list.format {
                     Format::Table => out.line(&output::event_table_row(hit.row, colour)),
@@ -256,11 +257,7 @@ fn list(
                     return ControlFlow::Break(());
                 }
                 shown += 1;
-                if shown >= limit {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
+                ControlFlow::Continue(())
             },
             warn_skipped,
         )?;
