@@ -218,8 +218,19 @@ pub fn safe_message(msg: &str) -> String {
 }
 
 /// Parses the command line; `--help`/`--version` print and exit 0; usage errors exit 2.
+/// A flag of a command given with one of its subcommands (`telemetry-query --limit 3 stats`)
+/// is a usage error too ([`unused_before_subcommand`]): no flag is accepted and ignored.
 pub fn parse<T: clap::Parser>() -> Result<T, ExitCode> {
-    match T::try_parse() {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] of the given arguments (the first is the program name).
+pub fn parse_from<T: clap::Parser, I, A>(args: I) -> Result<T, ExitCode>
+where
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    match try_parse_from::<T, I, A>(args) {
         Ok(t) => Ok(t),
         Err(e) if e.use_stderr() => {
             // Usage errors quote the offending argument: shown plain, redacted and escaped.
@@ -235,6 +246,59 @@ pub fn parse<T: clap::Parser>() -> Result<T, ExitCode> {
                 ExitStatus::Success.into()
             })
         }
+    }
+}
+
+/// Parses like `T::try_parse_from`, and refuses a flag of a command that has one of its
+/// subcommands after it ([`unused_before_subcommand`]).
+pub fn try_parse_from<T: clap::Parser, I, A>(args: I) -> Result<T, clap::Error>
+where
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let mut cmd = T::command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    unused_before_subcommand(&mut cmd, &matches)?;
+    T::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// In every Betty binary a command's own flags (not the global ones) are for the command run
+/// without a subcommand: given with a subcommand, they would be silently ignored. This finds the
+/// first such flag, at any depth, as a clap usage error (exit 2) naming the flag and the
+/// subcommand.
+pub fn unused_before_subcommand(
+    cmd: &mut clap::Command,
+    matches: &clap::ArgMatches,
+) -> Result<(), clap::Error> {
+    let Some((name, sub_matches)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let used = cmd.get_arguments().find(|a| {
+        !a.is_global_set()
+            && matches.value_source(a.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+    });
+    if let Some(arg) = used {
+        let flag = match (arg.get_long(), arg.get_short()) {
+            (Some(l), _) => format!("--{l}"),
+            (None, Some(c)) => format!("-{c}"),
+            (None, None) => arg
+                .get_value_names()
+                .and_then(|n| n.first())
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| arg.get_id().to_string()),
+        };
+        let parent = cmd.get_name().to_string();
+        return Err(cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "`{flag}` is a flag of `{parent}` without a subcommand and does nothing with `{name}`; leave it out, or use `{name}`'s own flags (`{parent} {name} --help`)"
+            ),
+        ));
+    }
+    match cmd.find_subcommand_mut(name) {
+        Some(sub) => unused_before_subcommand(sub, sub_matches),
+        None => Ok(()),
     }
 }
 

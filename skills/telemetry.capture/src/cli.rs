@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use betty_cli::CommonArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::output::Format;
+use crate::output::{DocFormat, Format};
 
 const CAPTURE_EXAMPLES: &str = "\
 Examples:
@@ -225,7 +225,7 @@ pub struct ListArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// At most N events (the N newest, or with `--order oldest` the N oldest, by `timestamp`)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with_all = ["count", "count_by"])]
     pub limit: Option<u64>,
     /// Order by `timestamp`: `newest` first (default) or `oldest` first (with `--count`, the
     /// direction the stream is read in; the count is the same)
@@ -269,7 +269,7 @@ pub enum QueryCommand {
         rebuild: bool,
         /// Print a summary (`table`) or the metrics document (`json`)
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: DocFormat,
     },
     /// The audit trail: list entries, verify the hash chain, show the head
     #[command(
@@ -328,14 +328,14 @@ pub enum AuditCommand {
         expect_head: Option<String>,
         /// Output format (`table` is text)
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: DocFormat,
     },
     /// Print the current head (`SEQ:HASH`): keep it to detect truncation later
     #[command(after_help = "Example:\n  telemetry-query audit head > audit.head")]
     Head {
         /// Output format (`table` is text)
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: DocFormat,
     },
 }
 

@@ -23,6 +23,15 @@ pub enum Format {
     Csv,
 }
 
+/// The formats of a command that prints one summary or one document (`metrics`, `audit head`,
+/// `audit verify`): `table` (a line for people) or `json`. Nothing else is offered, so a
+/// `--format csv` there is a usage error naming these, never a silent fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DocFormat {
+    Table,
+    Json,
+}
+
 /// A text cell of CSV output: control characters escaped, quoted when it needs it (RFC 4180)
 /// and neutralised against formula injection (OWASP).
 ///

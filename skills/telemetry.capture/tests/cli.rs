@@ -1352,3 +1352,65 @@ fn order_is_time_order_across_an_import_of_older_events() {
     );
     assert_eq!(first("oldest", "2"), ["oldest.one", "middle.one"]);
 }
+
+#[test]
+fn a_flag_a_command_cannot_honour_is_a_usage_error() {
+    let r = Reg::new();
+    let out = r.capture(&["--event-type", "skill.created"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    // Formats a command cannot produce: exit 2 naming the ones it can.
+    for args in [
+        vec!["metrics", "--format", "csv"],
+        vec!["metrics", "--format", "jsonl"],
+        vec!["audit", "head", "--format", "csv"],
+        vec!["audit", "verify", "--format", "jsonl"],
+    ] {
+        let out = r.query(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out.stdout));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("possible values: table, json"),
+            "{args:?}: {err}"
+        );
+    }
+    // Flags of the plain listing, given with a subcommand that would ignore them.
+    for (args, flag) in [
+        (vec!["--limit", "3", "stats"], "--limit"),
+        (vec!["--event-type", "x", "metrics"], "--event-type"),
+        (
+            vec!["audit", "--operation", "policy.*", "verify"],
+            "--operation",
+        ),
+        (vec!["--count", "--limit", "2"], "--limit"),
+        (vec!["--count-by", "skill", "--limit", "1"], "--limit"),
+    ] {
+        let out = r.query(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains(flag),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = r.capture(&["--outcome", "failure", "import", "x.json"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("--outcome"),
+        "{}",
+        text(&out.stderr)
+    );
+    // `--events` is a file of events, which `audit` does not read.
+    let events = r.events();
+    let out = r.query(&["--events", events.to_str().unwrap(), "audit", "verify"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("--events"),
+        "{}",
+        text(&out.stderr)
+    );
+    // What they can do still works, global flags after the subcommand included.
+    assert_eq!(code(&r.query(&["metrics", "--format", "json"])), 0);
+    let out = r.query(&["audit", "verify", "-q"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+}

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use telemetry_capture::cli::{
     AuditArgs, AuditCommand, FilterArgs, ListArgs, OrderArg, QueryCli, QueryCommand,
 };
-use telemetry_capture::output::{self, Format, OUTPUT_SCHEMA_VERSION};
+use telemetry_capture::output::{self, DocFormat, Format, OUTPUT_SCHEMA_VERSION};
 use telemetry_capture::scan::{self, Filter, Order, Skipped, glob};
 use telemetry_capture::segments::{self, Segment};
 use telemetry_capture::stats::{Counts, Field, GroupedStats};
@@ -92,6 +92,11 @@ fn run(cli: QueryCli) -> Result<ExitStatus> {
             metrics(&source, &metrics_path, *rebuild, *format, &mut out)
         }
         Some(QueryCommand::Audit(args)) => {
+            if alone {
+                bail!(
+                    "`--events` names an events file, and `audit` reads the registry's `audit_log.json`; leave `--events` out (or pick the registry with `--registry`)"
+                );
+            }
             let registry = match source.registry {
                 Some(r) => r,
                 None => cli.globals.common().registry_dir()?,
@@ -311,15 +316,15 @@ fn metrics(
     source: &Source,
     metrics_path: &std::path::Path,
     rebuild: bool,
-    format: Format,
+    format: DocFormat,
     out: &mut Printer,
 ) -> Result<ExitStatus> {
     let (value, report) =
         telemetry_capture::metrics::update(&source.live, metrics_path, rebuild, warn_skipped)
             .with_context(|| format!("cannot update `{}`", metrics_path.display()))?;
     match format {
-        Format::Json | Format::Jsonl => out.json(&value)?,
-        Format::Table | Format::Csv => out.line(&format!(
+        DocFormat::Json => out.json(&value)?,
+        DocFormat::Table => out.line(&format!(
             "{}: {} events, {} skipped lines ({}{} new events)",
             metrics_path.display(),
             value["events"],
@@ -344,11 +349,11 @@ fn audit(log: &AuditLog, args: &AuditArgs, out: &mut Printer) -> Result<ExitStat
                 return Ok(ExitStatus::Failure);
             };
             match format {
-                Format::Json | Format::Jsonl => out.line(
+                DocFormat::Json => out.line(
                     &json!({"schema_version": OUTPUT_SCHEMA_VERSION, "seq": head.seq, "hash": head.hash})
                         .to_string(),
                 )?,
-                _ => out.line(&head.to_string())?,
+                DocFormat::Table => out.line(&head.to_string())?,
             }
             out.flush()?;
             Ok(ExitStatus::Success)
@@ -378,7 +383,7 @@ fn audit(log: &AuditLog, args: &AuditArgs, out: &mut Printer) -> Result<ExitStat
                 })?;
             }
             match format {
-                Format::Json | Format::Jsonl => {
+                DocFormat::Json => {
                     let mut v = serde_json::to_value(&report)?;
                     if let Value::Object(m) = &mut v {
                         m.insert("schema_version".into(), OUTPUT_SCHEMA_VERSION.into());
@@ -393,7 +398,7 @@ fn audit(log: &AuditLog, args: &AuditArgs, out: &mut Printer) -> Result<ExitStat
                     }
                     out.json(&v)?;
                 }
-                _ => {
+                DocFormat::Table => {
                     if report.ok() {
                         out.line(&format!(
                             "✅ audit trail intact: {} entries ({} hashed, {} legacy entries unverified){}",
