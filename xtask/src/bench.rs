@@ -694,6 +694,7 @@ pub fn audit_in_process(args: &[String]) -> Result<()> {
     let work = Path::new(work);
     let big_n: u64 = n.parse()?;
     let who = betty_core::identity::Identity {
+        sources: Default::default(),
         user: "bench@example.com".into(),
         session_id: "bench".into(),
         ip_address: "127.0.0.1".into(),

@@ -171,6 +171,12 @@ impl AuditLog {
             serde_json::to_value(&record.policy_checks).unwrap_or(Value::Array(vec![])),
         );
         entry.insert("session_id".into(), who.session_id.clone().into());
+        // `user` and `ip_address` are claims: say where each came from (entries written before
+        // this key have none; the hash covers whatever an entry holds, so they verify as before).
+        entry.insert(
+            "identity_sources".into(),
+            serde_json::to_value(who.sources).unwrap_or(Value::Null),
+        );
         if let Some(d) = &record.details {
             entry.insert("details".into(), crate::redact::redacted(d));
         }
@@ -802,6 +808,7 @@ mod tests {
 
     fn who() -> Identity {
         Identity {
+            sources: Default::default(),
             user: "ada@example.com".into(),
             session_id: "s-1".into(),
             ip_address: "10.0.0.1".into(),
@@ -854,6 +861,49 @@ mod tests {
         out.extend(entries);
         out.push("]".into());
         out
+    }
+
+    #[test]
+    fn entries_say_where_their_claims_came_from_and_older_entries_still_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(&dir.path().join("audit_log.json"));
+        // An entry as the previous version wrote it: no `identity_sources`.
+        let mut old = serde_json::json!({
+            "timestamp": "2026-11-24T08:14:20.123456Z", "operation": "policy.enforce",
+            "skill": "a.b", "user": "ada@example.com", "ip_address": "127.0.0.1",
+            "outcome": "passed", "policy_checks": [], "session_id": "s-0",
+            "seq": 0, "prev_hash": GENESIS,
+        });
+        old["hash"] = entry_hash(&old).into();
+        std::fs::write(&log.path, format!("[\n{old}\n]\n")).unwrap();
+        let mut flagged = who();
+        flagged.sources = crate::identity::Sources {
+            user: crate::identity::Source::Flag,
+            ip_address: crate::identity::Source::Environment,
+        };
+        let head = log.append(&record(1), &flagged).unwrap();
+        log.append(&record(2), &who()).unwrap();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&log.path).unwrap()).unwrap();
+        assert!(v[0].get("identity_sources").is_none());
+        assert_eq!(
+            v[1]["identity_sources"],
+            serde_json::json!({"user": "flag", "ip_address": "environment"})
+        );
+        assert_eq!(
+            v[2]["identity_sources"],
+            serde_json::json!({"user": "default", "ip_address": "default"})
+        );
+        let report = log.verify(Some(&head.to_string())).unwrap();
+        assert!(report.ok(), "{:?}", report.breaks);
+        assert_eq!(report.hashed_entries, 3);
+        // The source is covered by the hash like any other key.
+        let text = std::fs::read_to_string(&log.path).unwrap().replacen(
+            "\"user\":\"flag\"",
+            "\"user\":\"git\"",
+            1,
+        );
+        std::fs::write(&log.path, text).unwrap();
+        assert!(!log.verify(None).unwrap().ok());
     }
 
     #[test]

@@ -3,18 +3,46 @@
 //! User: `--user`, else `BETTY_USER`, else git's `user.email` (read from git's config files, not
 //! by running git), else `$USER@host`. Session: `BETTY_SESSION_ID` (a parent workflow sets it so
 //! all its events share one), else a new UUID v7 per process. Client IP: `BETTY_CLIENT_IP`, else
-//! the `SSH_CLIENT` address, else `127.0.0.1`.
+//! the `SSH_CLIENT` address, else `127.0.0.1`. User and client IP are claims: [`Sources`] records
+//! where each came from, and every audit entry carries it (`identity_sources`).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// The actor of one process.
+/// The actor of one process. `user` and `ip_address` are claims, not proof: they come from a
+/// flag, the environment, git's configuration or a default, and [`Identity::sources`] records
+/// which, so every audit entry says how much its `user` and `ip_address` can be trusted (an
+/// approval proves its signer with an SSH signature instead).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub user: String,
     pub session_id: String,
     pub ip_address: String,
+    /// Where `user` and `ip_address` came from.
+    pub sources: Sources,
+}
+
+/// Where each claimed field of an [`Identity`] came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Sources {
+    pub user: Source,
+    pub ip_address: Source,
+}
+
+/// Where one claimed value came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A command-line flag (`--user`).
+    Flag,
+    /// An environment variable (`BETTY_USER`, `BETTY_CLIENT_IP`, `SSH_CLIENT`).
+    Environment,
+    /// git's configuration (`user.email`).
+    Git,
+    /// Nothing said: a default (`$USER@host`, `127.0.0.1`).
+    #[default]
+    Default,
 }
 
 impl Identity {
@@ -30,35 +58,43 @@ impl Identity {
         env: &dyn Fn(&str) -> Option<String>,
         cwd: &Path,
     ) -> Result<Identity> {
-        let user = match user_flag {
-            Some(u) => check("user (`--user`)", u)?,
+        let (user, user_source) = match user_flag {
+            Some(u) => (check("user (`--user`)", u)?, Source::Flag),
             None => match env("BETTY_USER").filter(|u| !u.is_empty()) {
-                Some(u) => check("user (`BETTY_USER`)", &u)?,
-                None => git_user_email(env, cwd)
-                    .and_then(|u| check("user", &u).ok())
-                    .unwrap_or_else(|| {
+                Some(u) => (check("user (`BETTY_USER`)", &u)?, Source::Environment),
+                None => match git_user_email(env, cwd).and_then(|u| check("user", &u).ok()) {
+                    Some(u) => (u, Source::Git),
+                    None => {
                         let name = env("USER")
                             .or_else(|| env("LOGNAME"))
                             .filter(|u| !u.is_empty())
                             .unwrap_or_else(|| "unknown".into());
-                        format!("{name}@{}", hostname(env))
-                    }),
+                        (format!("{name}@{}", hostname(env)), Source::Default)
+                    }
+                },
             },
         };
         let session_id = match env("BETTY_SESSION_ID").filter(|s| !s.is_empty()) {
             Some(s) => check("session id (`BETTY_SESSION_ID`)", &s)?,
             None => new_session_id(),
         };
-        let ip_address = env("BETTY_CLIENT_IP")
+        let (ip_address, ip_source) = env("BETTY_CLIENT_IP")
             .or_else(|| {
                 env("SSH_CLIENT").and_then(|s| s.split_whitespace().next().map(str::to_string))
             })
             .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-            .unwrap_or_else(|| "127.0.0.1".into());
+            .map_or_else(
+                || ("127.0.0.1".to_string(), Source::Default),
+                |ip| (ip, Source::Environment),
+            );
         Ok(Identity {
             user,
             session_id,
             ip_address,
+            sources: Sources {
+                user: user_source,
+                ip_address: ip_source,
+            },
         })
     }
 }
@@ -178,6 +214,23 @@ mod tests {
         assert_eq!(id(None, &[("HOME", h)]), "ada@example.com");
         assert_eq!(id(None, &[("USER", "bob"), ("HOSTNAME", "box")]), "bob@box");
         assert!(Identity::resolve_with(Some("a\nb"), &env_of(&[]), cwd).is_err());
+        // Each says where it came from.
+        let source = |flag, env: &[(&str, &str)]| {
+            Identity::resolve_with(flag, &env_of(env), cwd)
+                .unwrap()
+                .sources
+                .user
+        };
+        assert_eq!(
+            source(Some("flag@x"), &[("BETTY_USER", "env@x")]),
+            Source::Flag
+        );
+        assert_eq!(
+            source(None, &[("BETTY_USER", "env@x"), ("HOME", h)]),
+            Source::Environment
+        );
+        assert_eq!(source(None, &[("HOME", h)]), Source::Git);
+        assert_eq!(source(None, &[("USER", "bob")]), Source::Default);
     }
 
     #[test]
@@ -197,5 +250,13 @@ mod tests {
         let c = Identity::resolve_with(None, &env_of(&[("SSH_CLIENT", "10.1.2.3 5555 22")]), cwd)
             .unwrap();
         assert_eq!(c.ip_address, "10.1.2.3");
+        assert_eq!(b.sources.ip_address, Source::Default);
+        assert_eq!(c.sources.ip_address, Source::Environment);
+        let d = Identity::resolve_with(None, &env_of(&[("BETTY_CLIENT_IP", "not an ip")]), cwd)
+            .unwrap();
+        assert_eq!(
+            (d.ip_address.as_str(), d.sources.ip_address),
+            ("127.0.0.1", Source::Default)
+        );
     }
 }

@@ -257,6 +257,7 @@ mod tests {
             origin: crate::discover::Origin::Flag,
         };
         let who = Identity {
+            sources: Default::default(),
             user: "ada@example.com".into(),
             session_id: "s-1".into(),
             ip_address: "127.0.0.1".into(),

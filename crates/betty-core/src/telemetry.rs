@@ -341,6 +341,7 @@ mod tests {
 
     fn who() -> Identity {
         Identity {
+            sources: Default::default(),
             user: "ada@example.com".into(),
             session_id: "s-1".into(),
             ip_address: "127.0.0.1".into(),

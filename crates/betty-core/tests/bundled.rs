@@ -60,6 +60,7 @@ fn real_output_matches_schemas() {
     // Audit entries and telemetry events as the writers produce them.
     let dir = tempfile::tempdir().unwrap();
     let who = betty_core::identity::Identity {
+        sources: Default::default(),
         user: "ada@example.com".into(),
         session_id: "s".into(),
         ip_address: "127.0.0.1".into(),

@@ -14,6 +14,7 @@ const EACH: usize = 200;
 
 fn who(n: &str) -> Identity {
     Identity {
+        sources: Default::default(),
         user: format!("writer-{n}@example.com"),
         session_id: n.to_string(),
         ip_address: "127.0.0.1".into(),

@@ -154,6 +154,7 @@ fn reversed(v: &Value) -> Value {
 
 fn who() -> Identity {
     Identity {
+        sources: Default::default(),
         user: "tester@example.com".into(),
         session_id: "s-1".into(),
         ip_address: "127.0.0.1".into(),

@@ -10,6 +10,7 @@ use serde_json::json;
 
 fn who() -> Identity {
     Identity {
+        sources: Default::default(),
         user: "ada@example.com".into(),
         session_id: "s-1".into(),
         ip_address: "127.0.0.1".into(),

@@ -46,6 +46,8 @@ fn run_in(cwd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out {
         .env_remove("BETTY_REGISTRY")
         .env_remove("BETTY_HOME")
         .env_remove("RUST_LOG")
+        .env_remove("BETTY_CLIENT_IP")
+        .env_remove("SSH_CLIENT")
         .env("BETTY_USER", "tester@example.com")
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
@@ -1475,4 +1477,38 @@ fn each_target_of_a_batch_records_its_own_duration() {
     );
     // 5000 permissions take longer to check than one.
     assert!(huge > tiny, "{durations:?}");
+}
+
+#[test]
+fn audit_entries_say_where_user_and_ip_address_came_from() {
+    let p = Project::new();
+    let entries = |p: &Project| -> Vec<Value> { serde_json::from_str(&p.audit_text()).unwrap() };
+    assert_eq!(
+        p.run(&["--action", "create", "--skill-name", "data.transform"])
+            .code,
+        0
+    );
+    let out = p.run(&[
+        "--action",
+        "create",
+        "--skill-name",
+        "data.transform",
+        "--user",
+        "flag@example.com",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let e = entries(&p);
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0]["user"], "tester@example.com");
+    assert_eq!(
+        e[0]["identity_sources"],
+        serde_json::json!({"user": "environment", "ip_address": "default"})
+    );
+    assert_eq!(e[1]["user"], "flag@example.com");
+    assert_eq!(e[1]["identity_sources"]["user"], "flag");
+    let schema = schema("audit-entry.schema.json");
+    for entry in &e {
+        let errors = schema_errors(&schema, entry);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
 }

@@ -165,6 +165,8 @@ pub fn complete_json(writer: &EventWriter, v: Value, who: &Identity) -> Result<V
         }
     };
     let who = Identity {
+        // Events do not record where the identity came from; the audit entry does.
+        sources: who.sources,
         user: user.unwrap_or_else(|| who.user.clone()),
         session_id: session_id.unwrap_or_else(|| who.session_id.clone()),
         ip_address: who.ip_address.clone(),
@@ -314,6 +316,7 @@ mod tests {
 
     fn who() -> Identity {
         Identity {
+            sources: Default::default(),
             user: "ada@example.com".into(),
             session_id: "s-1".into(),
             ip_address: "127.0.0.1".into(),

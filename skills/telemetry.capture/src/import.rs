@@ -217,6 +217,7 @@ pub fn to_event(
     seed.extend_from_slice(&betty_core::canonical::to_vec(entry));
     seed.extend_from_slice(format!("\n{occurrence}").as_bytes());
     let who = Identity {
+        sources: Default::default(),
         user: user.unwrap_or_else(|| "unknown".into()),
         session_id: session.unwrap_or_else(|| "upstream-import".into()),
         ip_address: importer.ip_address.clone(),
@@ -322,6 +323,7 @@ mod tests {
     fn both_shapes_map() {
         let w = EventWriter::new(Path::new("unused"), "telemetry-capture");
         let who = Identity {
+            sources: Default::default(),
             user: "ops@example.com".into(),
             session_id: "s".into(),
             ip_address: "127.0.0.1".into(),

@@ -1093,6 +1093,7 @@ fn alerts_fire_on_capture_and_failures_are_retried() {
     let server = hook_server(listener, 1);
     let other = betty_core::telemetry::EventWriter::new(&r.events(), "policy-enforce");
     let who = betty_core::identity::Identity {
+        sources: Default::default(),
         user: "eve@example.com".into(),
         session_id: "s".into(),
         ip_address: "127.0.0.1".into(),
