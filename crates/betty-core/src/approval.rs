@@ -29,7 +29,7 @@
 //!
 //! Groups live in `registry/approvals/groups.yaml`:
 //! `groups: {security: [alice@x.com, ...]}` or, with a notification channel,
-//! `groups: {security: {members: [...], notify: {slack: [URL], webhooks: [URL], email: [ADDR]}}}`.
+//! `groups: {security: {members: [...], notify: {slack: [URL], webhooks: [URL], email: [ADDR] | members}}}`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -896,8 +896,9 @@ pub struct Decided {
 pub struct Group {
     /// Normalised principals ([`principal::normalise`]), distinct.
     pub members: Vec<String>,
-    /// Where the group is told about requests: `{slack: [URL], webhooks: [URL], email: [ADDR]}`.
-    pub notify: Option<Value>,
+    /// Where the group is told about requests: `{slack: [URL], webhooks: [URL], email: [ADDR] |
+    /// members}`.
+    pub notify: Option<crate::deliver::Channel>,
 }
 
 /// Members of approver groups.
@@ -944,18 +945,18 @@ impl Groups {
                             format!("group `{name}` needs `members:`, a list of principals"),
                         ));
                     };
-                    let notify = map.get("notify").cloned();
-                    if let Some(n) = &notify
-                        && !n.is_object()
-                    {
-                        return Err(Error::invalid(
-                            &doc.source,
-                            doc.pos(&format!("{ptr}/notify")),
-                            format!(
-                                "`notify` of group `{name}` must be a mapping `{{slack: [URL], webhooks: [URL], email: [ADDRESS]}}`"
-                            ),
-                        ));
-                    }
+                    let notify = match map.get("notify") {
+                        None => None,
+                        Some(n) => {
+                            Some(crate::deliver::Channel::from_value(n, true).map_err(|e| {
+                                Error::invalid(
+                                    &doc.source,
+                                    doc.pos(&format!("{ptr}/notify")),
+                                    format!("`notify` of group `{name}`: {e}"),
+                                )
+                            })?)
+                        }
+                    };
                     (list, format!("{ptr}/members"), notify)
                 }
                 _ => {

@@ -4,7 +4,8 @@
 //! with `BETTY_REQUIRE_ALL=1` (exported by `.ci/run`) every skip is a failure naming what was
 //! missing. Every skip in the workspace goes through [`skip`], so none can be forgotten.
 //! [`keys`] makes real SSH keys with `ssh-keygen` for the approval tests; [`bins`] finds the
-//! workspace's binaries for a test that runs one its crate does not build.
+//! workspace's binaries for a test that runs one its crate does not build; [`loopback`] is the
+//! one HTTP and SMTP server on 127.0.0.1 that every network test uses.
 
 #![allow(clippy::print_stderr)] // a skipped test says why, on stderr
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 pub mod bins;
 pub mod keys;
+pub mod loopback;
 
 /// The variable that turns every skip into a failure (set by `.ci/run`).
 pub const REQUIRE_ALL: &str = "BETTY_REQUIRE_ALL";

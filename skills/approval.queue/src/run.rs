@@ -67,6 +67,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             format,
         } => {
             let trust = ctx.trust()?;
+            let notifications = notify::Notifications::load(&ctx.registry)?;
             let expires_at = match expires_at {
                 Some(t) => betty_core::time::parse_timestamp(&t)
                     .with_context(|| format!("invalid `--expires-at {t}`"))?,
@@ -123,13 +124,13 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             };
             let derived = req.derive(&trust, ctx.now);
             commit(&ctx, op, "approval.requested", &req, &derived, None)?;
-            notify::send(
-                &ctx.registry,
-                &ctx.who,
-                "approval.requested",
-                &req,
-                &trust.groups,
-            );
+            let t = notify::Transition {
+                event: "approval.requested",
+                actor: &requester,
+                request: &req,
+                state: derived.status,
+            };
+            notifications.send(&ctx.registry, &ctx.who, &t, &trust.groups);
             print_request(&mut out, &req, &derived, format)?;
             Ok(ExitStatus::Pending)
         }
@@ -439,6 +440,7 @@ fn decide(
     format: Format,
 ) -> Result<ExitStatus> {
     let trust = ctx.trust()?;
+    let notifications = notify::Notifications::load(&ctx.registry)?;
     let current = ctx.store.load(id)?;
     let signer = if current.signed {
         Some(ctx.signer(key, &trust, "decision")?)
@@ -470,7 +472,13 @@ fn decide(
             if d.changed {
                 let event = event_for(&d.request, d.derived.status);
                 commit(ctx, op, event, &d.request, &d.derived, Some(verdict))?;
-                notify::send(&ctx.registry, &ctx.who, event, &d.request, &trust.groups);
+                let t = notify::Transition {
+                    event,
+                    actor: &by,
+                    request: &d.request,
+                    state: d.derived.status,
+                };
+                notifications.send(&ctx.registry, &ctx.who, &t, &trust.groups);
             } else {
                 tracing::info!("{by} already recorded this decision; nothing changed");
             }

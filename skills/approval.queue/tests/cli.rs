@@ -1,7 +1,5 @@
 //! `approval-queue` end to end: the real binary on a registry in a temporary folder.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -297,93 +295,229 @@ fn bad_input_is_exit_2_and_writes_nothing() {
 }
 
 #[test]
-fn notifications_reach_webhooks_and_smtp_and_failures_are_recorded() {
+fn a_request_notifies_its_group_and_each_decision_the_requester() {
+    use betty_testkit::loopback::{HttpServer, SmtpServer};
     let env = Env::new();
-    let http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = closed.local_addr().unwrap();
-    drop(closed);
+    let http = HttpServer::start();
+    let smtp = SmtpServer::start();
     std::fs::write(
-        env.registry().join("approvals/notify.yaml"),
+        env.registry().join("approvals/groups.yaml"),
         format!(
-            "notify:\n  slack: [http://{}/hook]\n  webhooks: [http://{dead}/gone]\n  email:\n    smtp: {}\n    from: betty@x.com\n    to: [sec@x.com]\n",
-            http.local_addr().unwrap(),
-            smtp.local_addr().unwrap()
+            "groups:\n  security:\n    members: [alice@x.com, bob@x.com, carol@x.com, dev@x.com]\n    notify:\n      slack: [{}]\n      webhooks: [{}]\n      email: members\n",
+            http.url("/group-slack"),
+            http.url("/group-hook")
         ),
     )
     .unwrap();
-    let http_server = std::thread::spawn(move || {
-        let (mut s, _) = http.accept().unwrap();
-        let mut reader = BufReader::new(s.try_clone().unwrap());
-        let mut len = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            .unwrap();
-        String::from_utf8(body).unwrap()
-    });
-    let smtp_server = std::thread::spawn(move || {
-        let (mut s, _) = smtp.accept().unwrap();
-        let mut reader = BufReader::new(s.try_clone().unwrap());
-        s.write_all(b"220 test\r\n").unwrap();
-        let mut data = String::new();
-        let mut in_data = false;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            if in_data {
-                if line == ".\r\n" {
-                    in_data = false;
-                    s.write_all(b"250 queued\r\n").unwrap();
-                } else {
-                    data.push_str(&line);
-                }
-                continue;
-            }
-            match line.split_whitespace().next().unwrap_or_default() {
-                "DATA" => {
-                    in_data = true;
-                    s.write_all(b"354 go\r\n").unwrap();
-                }
-                "QUIT" => break,
-                _ => s.write_all(b"250 ok\r\n").unwrap(),
-            }
-        }
-        data
-    });
-    let id = env.request("1");
-    let slack = http_server.join().unwrap();
-    let v: serde_json::Value = serde_json::from_str(&slack).unwrap();
-    assert!(v["text"].as_str().unwrap().contains(&id));
-    let mail = smtp_server.join().unwrap();
+    std::fs::write(
+        env.registry().join("approvals/notify.yaml"),
+        format!(
+            "smtp: {{relay: '{}', from: betty@x.com}}\nrequesters:\n  Carol@X.com: {{webhooks: [{}]}}\n",
+            smtp.relay(),
+            http.url("/carol")
+        ),
+    )
+    .unwrap();
+    let id = env.request("2");
+    // The group hears of the request: its Slack hook, its webhook, a mail to every member
+    // but the requester; the requester hears nothing of their own act.
+    let slack = http.requests_to("/group-slack");
+    assert_eq!(slack.len(), 1);
+    let text = slack[0].json()["text"].as_str().unwrap().to_string();
     assert!(
-        mail.contains("Subject: [betty] approval.requested"),
-        "{mail}"
+        text.contains(&id) && text.contains("requested by dev@x.com"),
+        "{text}"
     );
+    let hook = http.requests_to("/group-hook");
+    assert_eq!(hook.len(), 1);
+    assert_eq!(hook[0].json()["event"], "approval.requested");
+    assert_eq!(hook[0].json()["request"]["id"], id.as_str());
+    assert_eq!(hook[0].json()["state"], "pending");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].from, "betty@x.com");
+    assert_eq!(mails[0].to, ["alice@x.com", "bob@x.com", "carol@x.com"]);
+    assert!(mails[0].header("Subject").unwrap().contains(&id));
+
+    // A decision is sent to the requester (a mail to their principal), not to the group.
+    let out = env.run("alice@x.com", &["approve", &id, "--comment", "ok"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert_eq!(mails[1].to, ["dev@x.com"]);
+    let subject = mails[1].header("Subject").unwrap();
+    assert!(
+        subject.contains("decided") && subject.contains(&id),
+        "{subject}"
+    );
+    assert!(
+        mails[1].body().contains("by alice@x.com"),
+        "{}",
+        mails[1].body()
+    );
+    assert_eq!(http.requests_to("/group-slack").len(), 1);
+    let out = env.run("bob@x.com", &["approve", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 3);
+    assert!(mails[2].header("Subject").unwrap().contains("approved"));
+    assert!(http.requests_to("/carol").is_empty());
+    assert!(
+        events(&env.registry())
+            .iter()
+            .all(|e| e["event_type"] != "approval.notification_failed")
+    );
+
+    // A requester with their own entry (matched as a person: case-folded) is told there.
+    let m = env.manifest();
+    let out = env.run(
+        "carol@x.com",
+        &[
+            "request",
+            "--operation",
+            "deploy",
+            "--manifest",
+            &m,
+            "--approvers",
+            "security",
+            "--required",
+            "1",
+            "--reason",
+            "r",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let carol_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        smtp.mails().last().unwrap().to,
+        ["alice@x.com", "bob@x.com", "dev@x.com"]
+    );
+    let out = env.run("bob@x.com", &["reject", &carol_id, "--comment", "no"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let to_carol = http.requests_to("/carol");
+    assert_eq!(to_carol.len(), 1);
+    assert_eq!(to_carol[0].json()["event"], "approval.rejected");
+    assert_eq!(to_carol[0].json()["actor"], "bob@x.com");
+    assert_eq!(
+        smtp.mails().len(),
+        4,
+        "the entry replaces the mail to the principal"
+    );
+}
+
+#[test]
+fn failed_notifications_are_recorded_and_never_fail_the_command() {
+    use betty_testkit::loopback::{HttpServer, SmtpServer, dead_addr};
+    let env = Env::new();
+    let http = HttpServer::answering(|_| 503);
+    let smtp = SmtpServer::start();
+    let dead = dead_addr();
+    // The first form of the file (the relay under `notify.email`) still works.
+    std::fs::write(
+        env.registry().join("approvals/notify.yaml"),
+        format!(
+            "notify:\n  slack: [{}]\n  webhooks: [http://{dead}/gone]\n  email:\n    smtp: {}\n    from: betty@x.com\n    to: [sec@x.com]\n",
+            http.url("/hook"),
+            smtp.relay()
+        ),
+    )
+    .unwrap();
+    let id = env.request("1");
+    assert_eq!(http.requests_to("/hook").len(), 1);
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["sec@x.com"]);
+    assert!(mails[0].header("Subject").unwrap().contains("requested"));
     let failed: Vec<_> = events(&env.registry())
         .into_iter()
         .filter(|e| e["event_type"] == "approval.notification_failed")
         .collect();
-    assert_eq!(failed.len(), 1);
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    let targets: Vec<&str> = failed
+        .iter()
+        .map(|e| e["context"]["target"].as_str().unwrap())
+        .collect();
+    assert!(targets.iter().any(|t| t.ends_with("/gone")), "{targets:?}");
+    assert!(targets.iter().any(|t| t.ends_with("/hook")), "{targets:?}");
     assert!(
-        failed[0]["context"]["target"]
-            .as_str()
-            .unwrap()
-            .contains("/gone")
+        failed
+            .iter()
+            .all(|e| e["context"]["approval_id"] == id.as_str())
     );
+    assert!(
+        failed
+            .iter()
+            .any(|e| e["context"]["error"].as_str().unwrap().contains("503"))
+    );
+    // The request itself stands: it is pending and its audit entries are there.
+    let out = env.run("dev@x.com", &["status", &id]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn malformed_notification_settings_are_exit_2_before_anything_changes() {
+    let env = Env::new();
+    for (file, text, says) in [
+        (
+            "notify.yaml",
+            "notify:\n  slak: [http://x/hook]\n",
+            "unknown key `slak`",
+        ),
+        (
+            "notify.yaml",
+            "notify:\n  webhooks: [ftp://x/hook]\n",
+            "not an http:// or https:// URL",
+        ),
+        (
+            "notify.yaml",
+            "notify:\n  email: [not an address]\n",
+            "not an address",
+        ),
+        ("notify.yaml", "smtp: {relay: 127.0.0.1:25}\n", "`from`"),
+        (
+            "notify.yaml",
+            "requesters: {dev@x.com: {email: members}}\n",
+            "approver groups",
+        ),
+        (
+            "groups.yaml",
+            "groups:\n  security:\n    members: [alice@x.com, bob@x.com]\n    notify: {slack: hooks.example.com}\n",
+            "not an http:// or https:// URL",
+        ),
+    ] {
+        let path = env.registry().join("approvals").join(file);
+        let before = std::fs::read(&path).ok();
+        std::fs::write(&path, text).unwrap();
+        let snap = snapshot(&env.registry());
+        let m = env.manifest();
+        let out = env.run(
+            "dev@x.com",
+            &[
+                "request",
+                "--operation",
+                "deploy",
+                "--manifest",
+                &m,
+                "--approvers",
+                "security",
+                "--reason",
+                "r",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{text}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says) && err.contains(file), "{text}: {err}");
+        assert_eq!(snapshot(&env.registry()), snap, "{text}: something changed");
+        match before {
+            Some(b) => std::fs::write(&path, b).unwrap(),
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+    }
 }
 
 /// Every file of the registry and its bytes, sidecar lock files aside (they hold no data).

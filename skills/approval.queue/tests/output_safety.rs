@@ -230,39 +230,17 @@ fn a_request_file_written_by_someone_else_is_shown_redacted_and_escaped() {
 
 #[test]
 fn notifications_are_escaped_and_redacted() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let env = Env::new();
-    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = http.local_addr().unwrap();
+    let http = betty_testkit::loopback::HttpServer::start();
     std::fs::write(
         env.reg().join("approvals/notify.yaml"),
-        format!("notify:\n  slack: [http://{addr}/hook]\n  webhooks: [http://{addr}/json]\n"),
+        format!(
+            "notify:\n  slack: [{}]\n  webhooks: [{}]\n",
+            http.url("/hook"),
+            http.url("/json")
+        ),
     )
     .unwrap();
-    let server = std::thread::spawn(move || {
-        let mut bodies = Vec::new();
-        for _ in 0..2 {
-            let (mut s, _) = http.accept().unwrap();
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                .unwrap();
-            bodies.push(String::from_utf8(body).unwrap());
-        }
-        bodies
-    });
     let arg = format!("api_key={SECRET}");
     let out = env.run(
         "dev@x.com",
@@ -281,12 +259,16 @@ fn notifications_are_escaped_and_redacted() {
         ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    let bodies = server.join().unwrap();
-    let slack: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    let slack = http.requests_to("/hook")[0].json();
     let slack = slack["text"].as_str().unwrap();
     assert!(
         slack.contains("deploy&lt;!channel&gt;\\x1b[2J on x.y"),
         "{slack}"
     );
-    assert!(!bodies[1].contains(SECRET), "{}", bodies[1]);
+    let hook = http.requests_to("/json")[0].text();
+    assert!(!hook.contains(SECRET), "{hook}");
+    assert!(
+        hook.contains("[REDACTED]") || hook.contains("sha256:"),
+        "{hook}"
+    );
 }

@@ -22,8 +22,8 @@
 //! written since `alerts.yaml` was last changed: history does not alert.
 //!
 //! A failed delivery is recorded in the state with its error and retried with backoff (30 s
-//! doubling, up to 8 attempts), then kept as failed. Plain HTTP only: point `https://` hooks at
-//! a local relay.
+//! doubling, up to 8 attempts), then kept as failed. Hooks are `http://` or `https://`
+//! (`betty_core::deliver`: rustls with the webpki roots).
 
 use std::path::{Path, PathBuf};
 
@@ -133,11 +133,12 @@ pub fn load(path: &Path) -> Result<Vec<Rule>, AlertError> {
         let mut targets = Vec::new();
         for kind in ["slack", "webhook"] {
             for url in list(kind)? {
-                if !url.starts_with("http://") {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(bad(
                         &format!("{ptr}/{kind}"),
                         format!(
-                            "`{url}`: only http:// is supported; point https hooks at a local relay"
+                            "`{}`: not an http:// or https:// URL",
+                            betty_core::redact::redact_text(&url)
                         ),
                     ));
                 }

@@ -1061,7 +1061,8 @@ fn alerts_fire_on_capture_and_failures_are_retried() {
         state["retry"][0]["last_error"]
             .as_str()
             .unwrap()
-            .contains("connect")
+            .to_ascii_lowercase()
+            .contains("connection refused")
     );
     // It comes back: a forced delivery sends the retry.
     let Ok(back) = std::net::TcpListener::bind(("127.0.0.1", dead_port)) else {
