@@ -172,6 +172,32 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     let _ = std::fs::remove_dir_all(&work);
+    // A partial run refreshes its own rows and keeps every other row of BENCHMARKS.md.
+    let mut kept_note = None;
+    if !only.is_empty()
+        && let Ok(old) = std::fs::read_to_string(root.join("BENCHMARKS.md"))
+    {
+        let mut merged: Vec<Row> = old.lines().filter_map(parse_row).collect();
+        for r in rows.drain(..) {
+            match merged.iter_mut().find(|m| m.name == r.name) {
+                Some(m) => *m = r,
+                None => merged.push(r),
+            }
+        }
+        rows = merged;
+        kept_note = Some(format!(
+            "Rows of the suites matching {} were refreshed by `cargo xtask bench{} {}`; the others are from the last full run.\n",
+            only.iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if quick { " --quick" } else { "" },
+            only.iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
     let mut md = String::new();
     let cmd = if quick {
         "cargo xtask bench --quick"
@@ -185,6 +211,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     )?;
+    if let Some(note) = &kept_note {
+        writeln!(md, "{note}")?;
+    }
     writeln!(md, "| benchmark | ours | baseline | ratio | target | met |")?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     for r in &rows {
@@ -205,12 +234,35 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             writeln!(md, "{n}")?;
         }
     }
-    // A partial run prints its table but keeps the full BENCHMARKS.md.
-    if only.is_empty() {
-        std::fs::write(root.join("BENCHMARKS.md"), &md)?;
-    }
+    std::fs::write(root.join("BENCHMARKS.md"), &md)?;
     println!("{md}");
     Ok(())
+}
+
+/// A row of a BENCHMARKS.md table, as [`run`] writes it.
+fn parse_row(line: &str) -> Option<Row> {
+    let cells: Vec<&str> = line
+        .strip_prefix("| ")?
+        .strip_suffix(" |")?
+        .split(" | ")
+        .collect();
+    // A baseline may itself hold ` | ` (a shell pipeline): it is every cell between.
+    let n = cells.len();
+    if n < 6 || cells[0] == "benchmark" {
+        return None;
+    }
+    Some(Row {
+        name: cells[0].to_string(),
+        ours: cells[1].to_string(),
+        baseline: cells[2..n - 3].join(" | "),
+        ratio: cells[n - 3].to_string(),
+        target: cells[n - 2].to_string(),
+        met: match cells[n - 1] {
+            "yes" => Some(true),
+            "**no**" => Some(false),
+            _ => None,
+        },
+    })
 }
 
 pub struct Ctx {
@@ -237,6 +289,7 @@ const SUITES: &[(&str, Suite)] = &[
     ("policy-enforce", policy_enforce),
     ("telemetry", telemetry),
     ("registry-diff", registry_diff),
+    ("approvals", crate::bench_approval::approvals),
 ];
 
 /// The real Python interpreter (not a pyenv shim, whose shell start-up would flatter us).
