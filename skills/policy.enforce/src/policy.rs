@@ -1106,6 +1106,16 @@ fn parse_rule(
                 _ => Check::InSync,
             }
         }
+        // A regular expression would match the permission as written, while the same
+        // permission has other spellings (`filesystem.read`, `filesystem:read`, a bare
+        // domain covering its actions): it would read one way and match another.
+        "pattern" if permission_field => {
+            cx.problem(
+                &vptr,
+                "`pattern` on a permission field would match the text as written, not the permission (`filesystem.read` is `filesystem:read`, `network` covers `network:http`); write `allow: [...]` or `deny: [...]` with permission patterns".to_string(),
+            );
+            return None;
+        }
         "pattern" => {
             let Value::String(source) = v else {
                 cx.problem(

@@ -1436,6 +1436,24 @@ fn a_value_rule_on_permissions_that_is_no_permission_is_refused_at_load() {
     );
 }
 
+#[test]
+fn a_pattern_rule_on_permissions_is_refused_at_load() {
+    // A regex sees `filesystem.read` and `filesystem:read` as different text, though they are
+    // one permission: the rule would read one way and match another.
+    let p = Project::new();
+    p.write(
+        "registry/policies/extra.yaml",
+        "policy:\n  name: extra\n  version: 1.0.0\n  rules:\n    - field: permissions\n      pattern: '^filesystem:read$'\n      message: m\n      severity: error\n  enforcement: blocking\n",
+    );
+    let out = p.run(&["--action", "create", "--skill-name", "data.transform"]);
+    assert_error(&out, "`pattern` on a permission field");
+    assert!(
+        out.stderr.contains("extra.yaml:6:") && out.stderr.contains("`deny: [...]`"),
+        "{}",
+        out.stderr
+    );
+}
+
 // ---------------------------------------------------------------- per-target records
 
 #[test]
