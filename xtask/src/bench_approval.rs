@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -23,7 +24,6 @@ const PEOPLE: [(&str, &str); 4] = [
 fn setup(dir: &Path) -> Result<()> {
     let reg = dir.join("registry");
     std::fs::create_dir_all(reg.join("approvals"))?;
-    std::fs::create_dir_all(dir.join("keys"))?;
     std::fs::create_dir_all(dir.join("skills/deploy.release"))?;
     std::fs::write(reg.join("audit_log.json"), "[\n]\n")?;
     std::fs::write(
@@ -34,26 +34,7 @@ fn setup(dir: &Path) -> Result<()> {
         dir.join("skills/deploy.release/skill.yaml"),
         "name: deploy.release\nversion: 1.0.0\ndescription: Ship it\nstatus: active\npermissions: [network:http]\n",
     )?;
-    let mut signers = String::new();
-    for (file, principal) in PEOPLE {
-        let path = dir.join("keys").join(file);
-        let ok = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", principal, "-f"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .status()
-            .context("cannot run ssh-keygen (install openssh-client)")?
-            .success();
-        if !ok {
-            bail!("ssh-keygen could not make a key in {}", dir.display());
-        }
-        let public = std::fs::read_to_string(path.with_extension("pub"))?;
-        let mut parts = public.split_whitespace();
-        let (kind, blob) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        signers.push_str(&format!(
-            "{principal} namespaces=\"betty-approval\" {kind} {blob}\n"
-        ));
-    }
+    let signers = crate::torture::throwaway_keys(&dir.join("keys"), &PEOPLE)?;
     std::fs::write(reg.join("approvals/allowed_signers"), signers)?;
     Ok(())
 }

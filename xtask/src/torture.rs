@@ -445,11 +445,18 @@ const PEOPLE: [(&str, &str); 2] = [
 ];
 
 fn make_keys(p: &Project) -> Result<()> {
-    let keys = p.ws.join("keys");
-    std::fs::create_dir_all(&keys)?;
+    let signers = throwaway_keys(&p.ws.join("keys"), &PEOPLE)?;
+    std::fs::write(p.reg().join("approvals/allowed_signers"), signers)?;
+    Ok(())
+}
+
+/// Makes an Ed25519 key without a passphrase for each `(file, principal)` in `dir` with
+/// `ssh-keygen`, and returns the `allowed_signers` text trusting each for approvals.
+pub fn throwaway_keys(dir: &Path, people: &[(&str, &str)]) -> Result<String> {
+    std::fs::create_dir_all(dir)?;
     let mut signers = String::new();
-    for (file, principal) in PEOPLE {
-        let path = keys.join(file);
+    for (file, principal) in people {
+        let path = dir.join(file);
         let ok = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", principal, "-f"])
             .arg(&path)
@@ -458,7 +465,7 @@ fn make_keys(p: &Project) -> Result<()> {
             .context("cannot run ssh-keygen (install openssh-client)")?
             .success();
         if !ok {
-            bail!("ssh-keygen could not make a key in {}", keys.display());
+            bail!("ssh-keygen could not make a key in {}", dir.display());
         }
         let public = std::fs::read_to_string(path.with_extension("pub"))?;
         let mut parts = public.split_whitespace();
@@ -467,8 +474,7 @@ fn make_keys(p: &Project) -> Result<()> {
             "{principal} namespaces=\"betty-approval\" {kind} {blob}\n"
         ));
     }
-    std::fs::write(p.reg().join("approvals/allowed_signers"), signers)?;
-    Ok(())
+    Ok(signers)
 }
 
 impl Project {
