@@ -142,7 +142,9 @@ pub fn ms(d: Duration) -> String {
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    // `cargo xtask bench [--quick] [SUITE...]`: only the suites whose name contains a word given.
+    // `--keep` leaves the work folder (generated registries and streams) for profiling.
+    let keep = args.iter().any(|a| a == "--keep");
+    // `cargo xtask bench [--quick] [--keep] [SUITE...]`: only the suites whose name contains a word given.
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let mut build = crate::cargo();
     build.args(["build", "--release", "--workspace", "--bins"]);
@@ -171,7 +173,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             Err(e) => notes.push(format!("- `{name}` did not run: {e:#}")),
         }
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if keep {
+        eprintln!("bench: the work folder is kept at {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
     // A partial run refreshes its own rows and keeps every other row of BENCHMARKS.md.
     let mut kept_note = None;
     if !only.is_empty()

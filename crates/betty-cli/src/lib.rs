@@ -121,6 +121,35 @@ pub fn use_colour_on_stdout() -> bool {
     !no_colour() && std::io::stdout().is_terminal()
 }
 
+/// The bytes of `serde_json::to_string_pretty` of an object of `fields` then `key: [items]`,
+/// and a newline; each item is pretty JSON text.
+fn write_json_with_list(
+    w: &mut impl Write,
+    fields: &[(&str, serde_json::Value)],
+    key: &str,
+    items: &[String],
+) -> std::io::Result<()> {
+    let name = |s: &str| serde_json::to_string(s).map_err(std::io::Error::other);
+    w.write_all(b"{\n")?;
+    for (field, value) in fields {
+        let value = serde_json::to_string_pretty(value)
+            .map_err(std::io::Error::other)?
+            .replace('\n', "\n  ");
+        writeln!(w, "  {}: {value},", name(field)?)?;
+    }
+    write!(w, "  {}: ", name(key)?)?;
+    if items.is_empty() {
+        return w.write_all(b"[]\n}\n");
+    }
+    w.write_all(b"[\n")?;
+    for (i, item) in items.iter().enumerate() {
+        w.write_all(b"    ")?;
+        w.write_all(item.replace('\n', "\n    ").as_bytes())?;
+        w.write_all(if i + 1 == items.len() { b"\n" } else { b",\n" })?;
+    }
+    w.write_all(b"  ]\n}\n")
+}
+
 /// A stdout printer. A closed pipe (`| head`) is not an error: it ends the command with 0.
 #[derive(Debug)]
 pub struct Printer {
@@ -167,6 +196,18 @@ impl Printer {
     pub fn json(&mut self, v: &serde_json::Value) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(v)?;
         self.line(&text)
+    }
+
+    /// Writes, as [`Self::json`] would, an object of `fields` followed by `key` holding the
+    /// array of `items` (each already pretty JSON text), without building the whole value: a
+    /// listing of 10,000 requests is written as its items are made, on every core.
+    pub fn json_with_list(
+        &mut self,
+        fields: &[(&str, serde_json::Value)],
+        key: &str,
+        items: &[String],
+    ) -> anyhow::Result<()> {
+        write_json_with_list(&mut self.out, fields, key, items).map_err(pipe_error)
     }
 
     pub fn flush(&mut self) -> anyhow::Result<()> {
@@ -299,6 +340,40 @@ pub fn unused_before_subcommand(
     match cmd.find_subcommand_mut(name) {
         Some(sub) => unused_before_subcommand(sub, sub_matches),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod json_list_tests {
+    #[test]
+    fn json_with_list_writes_what_json_writes() {
+        use serde_json::json;
+        for items in [
+            vec![],
+            vec![json!({"a": 1, "b": [1, {"c": "x\ny"}], "e": {}})],
+            vec![
+                json!({"a": 1}),
+                json!("s"),
+                json!([]),
+                json!({"n": {"m": [2]}}),
+            ],
+        ] {
+            let whole = json!({"schema_version": 2, "meta": {"k": [1]}, "requests": items});
+            let expected = serde_json::to_string_pretty(&whole).unwrap() + "\n";
+            let texts: Vec<String> = items
+                .iter()
+                .map(|v| serde_json::to_string_pretty(v).unwrap())
+                .collect();
+            let mut buf = Vec::new();
+            super::write_json_with_list(
+                &mut buf,
+                &[("schema_version", json!(2)), ("meta", json!({"k": [1]}))],
+                "requests",
+                &texts,
+            )
+            .unwrap();
+            assert_eq!(String::from_utf8(buf).unwrap(), expected);
+        }
     }
 }
 

@@ -263,10 +263,15 @@ impl ApprovalRequest {
 impl Decision {
     /// The bytes the decider signs: the decision, bound to the request's statement.
     pub fn statement(&self, request: &ApprovalRequest) -> Vec<u8> {
+        self.statement_bound(&request.id, &request.statement_digest())
+    }
+
+    /// [`Self::statement`] for a request whose [`ApprovalRequest::statement_digest`] is known.
+    fn statement_bound(&self, request_id: &str, request_digest: &str) -> Vec<u8> {
         crate::canonical::to_vec(&json!({
             "type": "betty.approval.decision/v1",
-            "request": request.id,
-            "request_digest": request.statement_digest(),
+            "request": request_id,
+            "request_digest": request_digest,
             "by": self.by,
             "decision": self.decision.as_str(),
             "comment": self.comment,
@@ -517,6 +522,8 @@ impl ApprovalRequest {
         let requester =
             principal::normalise(&self.requested_by).map_err(|e| format!("requester: {e}"))?;
         // The request's own signature: the requester asked for exactly this.
+        let statement = self.statement();
+        let digest = format!("sha256:{}", crate::canonical::sha256_hex(&statement));
         let requester_key = if unsigned {
             None
         } else {
@@ -526,7 +533,7 @@ impl ApprovalRequest {
                 .ok_or("the request is marked signed but carries no signature")?;
             let signer = trust
                 .signers
-                .verify(&self.statement(), sig, sshsig::NAMESPACE, &requester, now)
+                .verify(&statement, sig, sshsig::NAMESPACE, &requester, now)
                 .map_err(|e| format!("the request's signature does not hold: {e}"))?;
             Some(signer.fingerprint)
         };
@@ -588,10 +595,13 @@ impl ApprovalRequest {
                     ignore("unsigned decision on a signed request".into());
                     continue;
                 };
-                match trust
-                    .signers
-                    .verify(&dec.statement(self), sig, sshsig::NAMESPACE, &who, now)
-                {
+                match trust.signers.verify(
+                    &dec.statement_bound(&self.id, &digest),
+                    sig,
+                    sshsig::NAMESPACE,
+                    &who,
+                    now,
+                ) {
                     Ok(s) => Some(s.fingerprint),
                     Err(e) => {
                         ignore(format!("signature does not hold: {e}"));
@@ -753,37 +763,10 @@ pub fn derive_all(
     trust: &Trust,
     now: jiff::Timestamp,
 ) -> Vec<Derived> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    if threads <= 1 || requests.len() < 64 {
-        return requests.iter().map(|r| r.derive(trust, now)).collect();
-    }
-    let chunk = requests.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = requests
-            .chunks(chunk)
-            .map(|part| {
-                let h = s.spawn(move || {
-                    part.iter()
-                        .map(|r| r.derive(trust, now))
-                        .collect::<Vec<_>>()
-                });
-                (part, h)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(part, h)| {
-                // A worker that died proves nothing: its requests count as invalid.
-                h.join().unwrap_or_else(|_| {
-                    part.iter()
-                        .map(|r| Derived::invalid(!r.signed, "could not be checked".into()))
-                        .collect()
-                })
-            })
-            .collect()
+    crate::par::map(requests, 64, |r| {
+        // A derivation that panicked proves nothing: the request counts as invalid.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.derive(trust, now)))
+            .unwrap_or_else(|_| Derived::invalid(!r.signed, "could not be checked".into()))
     })
 }
 
@@ -1194,7 +1177,7 @@ impl ApprovalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::read(&self.dir, e)),
         };
-        let mut out = Vec::new();
+        let mut paths = Vec::new();
         for entry in entries {
             let path = entry.map_err(|e| Error::read(&self.dir, e))?.path();
             let is_request = path.extension().is_some_and(|e| e == "json")
@@ -1203,9 +1186,14 @@ impl ApprovalStore {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| !n.starts_with('.'));
             if is_request {
-                out.push(read_request(&path)?);
+                paths.push(path);
             }
         }
+        // Read on every core; the first bad file in name order is the one reported.
+        paths.sort();
+        let mut out = crate::par::map(&paths, 64, |p| read_request(p))
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.requested_at.cmp(&b.requested_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }

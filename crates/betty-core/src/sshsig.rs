@@ -240,6 +240,8 @@ impl Entry {
 pub struct AllowedSigners {
     source: SourceName,
     entries: Vec<Entry>,
+    /// Signatures already verified (see [`crate::sigcache`]); `None` verifies every one.
+    cache: Option<std::sync::Arc<crate::sigcache::SigCache>>,
 }
 
 impl Default for AllowedSigners {
@@ -248,6 +250,7 @@ impl Default for AllowedSigners {
         AllowedSigners {
             source: SourceName::from(Path::new("allowed_signers")),
             entries: Vec::new(),
+            cache: None,
         }
     }
 }
@@ -262,11 +265,19 @@ impl AllowedSigners {
             return Ok(AllowedSigners {
                 source,
                 entries: Vec::new(),
+                cache: None,
             });
         };
         let bytes = read_at_most(file, path, MAX_ALLOWED_SIGNERS_LEN)?;
         let text = crate::source::into_text(&source, bytes)?;
-        AllowedSigners::parse(&source, &text)
+        let signers = AllowedSigners::parse(&source, &text)?;
+        Ok(signers.with_cache(crate::sigcache::SigCache::open_default()))
+    }
+
+    /// Uses `cache` to skip signatures verified before (`None`: verify every one).
+    pub fn with_cache(mut self, cache: Option<crate::sigcache::SigCache>) -> AllowedSigners {
+        self.cache = cache.map(std::sync::Arc::new);
+        self
     }
 
     /// Parses the text of an allowed signers file; times without `Z` are in the system's time
@@ -307,6 +318,7 @@ impl AllowedSigners {
         Ok(AllowedSigners {
             source: source.clone(),
             entries,
+            cache: None,
         })
     }
 
@@ -362,8 +374,14 @@ impl AllowedSigners {
                 fingerprint,
             });
         }
-        if key.verify(namespace, message, &sig).is_err() {
-            return Err(SigError::BadSignature { fingerprint });
+        let cache = self.cache.as_deref();
+        if !cache.is_some_and(|c| c.contains(armored, message)) {
+            if key.verify(namespace, message, &sig).is_err() {
+                return Err(SigError::BadSignature { fingerprint });
+            }
+            if let Some(c) = cache {
+                c.insert(armored, message);
+            }
         }
         let mut refusal = None;
         for entry in lines {

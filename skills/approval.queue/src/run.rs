@@ -251,10 +251,14 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 .filter(|(_, d)| status.as_deref().is_none_or(|s| d.status.as_str() == s))
                 .collect();
             match format {
-                Format::Json => out.json(&json!({
-                    "schema_version": 2,
-                    "requests": shown.iter().map(|(r, d)| view(r, d)).collect::<Vec<_>>(),
-                }))?,
+                Format::Json => {
+                    let items = betty_core::par::map(&shown, 64, |(r, d)| {
+                        serde_json::to_string_pretty(&view(r, d))
+                    })
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()?;
+                    out.json_with_list(&[("schema_version", json!(2))], "requests", &items)?;
+                }
                 Format::Text => {
                     if shown.is_empty() {
                         out.line("no approval requests")?;

@@ -453,7 +453,7 @@ pub mod builtin {
 
 /// Evaluates many targets, spread over the available cores; results keep the input order.
 pub fn evaluate_all(set: &PolicySet, targets: &[Target], cx: &Context<'_>) -> Vec<TargetResult> {
-    crate::par::map(targets, 16, |t| evaluate(set, t, cx))
+    betty_core::par::map(targets, 16, |t| evaluate(set, t, cx))
 }
 
 /// The worst outcome of some findings.

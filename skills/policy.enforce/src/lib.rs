@@ -14,7 +14,6 @@ pub mod cli;
 pub mod compliance;
 pub mod engine;
 pub mod fixture;
-pub mod par;
 pub mod policy;
 pub mod record;
 pub mod report;

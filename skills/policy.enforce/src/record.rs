@@ -66,7 +66,7 @@ pub fn record(
     // large batch, spread over the cores) before anything is written, so an event that cannot
     // be made leaves no trace. Then the audit entry, then the events: if the audit entry cannot
     // be written, nothing claims a decision was made.
-    let parts = crate::par::map(&report.results, 16, |r| {
+    let parts = betty_core::par::map(&report.results, 16, |r| {
         let mut lines = EventBatch::new();
         target_events(r, action, report.strict, writer, who, &mut lines).map(|()| lines)
     });

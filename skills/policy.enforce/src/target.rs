@@ -425,7 +425,7 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Reads many manifests, spread over the available cores; every error is kept.
 pub fn read_manifests(paths: &[(PathBuf, TargetKind)]) -> Result<Vec<Target>, Vec<Error>> {
-    let results = crate::par::map(paths, 8, |(p, k)| read_manifest(p, *k));
+    let results = betty_core::par::map(paths, 8, |(p, k)| read_manifest(p, *k));
     let mut targets = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
     for r in results {
