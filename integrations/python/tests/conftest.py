@@ -2,6 +2,7 @@
 and upstream Betty unpacked from the shipped source. Without them a test skips, unless
 `BETTY_REQUIRE_ALL=1` (CI), where a skip would hide a failure: then it fails."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGE_SRC = ROOT / "integrations" / "python" / "src"
 TARBALL = ROOT.parent / "shared" / "upstream-betty" / "source" / "betty-bd9e666.tar.gz"
 TOOLS = ("policy-enforce", "telemetry-capture", "telemetry-query", "registry-diff", "approval-queue")
 
@@ -38,14 +38,17 @@ def env(bin_dir, tmp_path, monkeypatch):
     registry = tmp_path / "registry"
     shutil.copytree(ROOT / "registry" / "policies", registry / "policies")
     shutil.copytree(ROOT / "registry" / "approvals", registry / "approvals")
+    for name in ("skills.json", "agents.json"):
+        key = name.split(".")[0]
+        (registry / name).write_text(json.dumps({"registry_version": "1.0.0", key: []}))
     for var in ("BETTY_REGISTRY", "BETTY_HOME", "BETTY_POLICY_ACTION"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("BETTY_BIN_DIR", str(bin_dir))
     monkeypatch.setenv("BETTY_REGISTRY", str(registry))
     monkeypatch.setenv("BETTY_USER", "ada@example.com")
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(PACKAGE_SRC)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    # The package under test is the installed one (`pip install integrations/python`, or the wheel).
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
     return {"registry": registry, "tmp": tmp_path}
 
 
@@ -72,7 +75,7 @@ def upstream(env, monkeypatch):
     shutil.copytree(ROOT / "registry" / "approvals", registry / "approvals", dirs_exist_ok=True)
     monkeypatch.setenv("BETTY_HOME", str(home))
     monkeypatch.delenv("BETTY_REGISTRY")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(home), os.environ["PYTHONPATH"]]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in [str(home), os.environ["PYTHONPATH"]] if p))
     return home
 
 

@@ -14,7 +14,16 @@ from .api import (
     request_approval,
     track,
 )
-from .policy_enforce import PolicyViolation, enforce
+
+
+def __getattr__(name):
+    # Imported lazily so `python -m betty_governance.policy_enforce` runs it once, cleanly.
+    if name in ("PolicyViolation", "enforce"):
+        from . import policy_enforce
+
+        return getattr(policy_enforce, name)
+    raise AttributeError(f"module 'betty_governance' has no attribute {name!r}")
+
 
 __all__ = [
     "BinaryError",
