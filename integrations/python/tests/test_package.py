@@ -56,7 +56,8 @@ def test_the_module_prints_only_json_and_exits_like_upstream(env):
 def test_main_exits_so_a_handler_cannot_pass_by_accident(env):
     bad = manifest(env["tmp"], "bad", BAD)
     handler = env["tmp"] / "policy_enforce.py"
-    handler.write_text("from betty_governance.policy_enforce import main\nmain()\n")
+    # The README's documented one-liner for upstream's handler file.
+    handler.write_text("from betty_governance.policy_enforce import main; main()\n")
     r = py(handler, bad)
     assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
 
