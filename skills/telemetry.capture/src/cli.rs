@@ -17,8 +17,9 @@ Examples:
   tail -f build.jsonl | telemetry-capture --stream -
   telemetry-capture run --skill-name data.transform -- ./transform.sh input.csv
   telemetry-capture import registry/telemetry.json
+  telemetry-capture audit append registry.update success 412 '[]' '{\"step\": 1}'
 
-Exit codes: 0 recorded (`run`: the command's own code), 2 bad event or I/O error (nothing written)";
+Exit codes: 0 recorded (`run`: the command's own code), 1 `audit adopt`: the chain is broken (nothing adopted), 2 bad event, bad argument or I/O error (nothing written)";
 
 /// Record a governance event in `registry/telemetry/events.jsonl`.
 #[derive(Debug, Parser)]
