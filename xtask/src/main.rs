@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&root(), &args[1..]),
         Some("demo") => demo::run(),
+        Some("pytest") => python_tests(&root()),
         Some("torture") => torture::run(&root(), &args[1..]),
         Some("sync-registry") => sync_registry(),
         Some("dist") => dist(),
@@ -40,7 +41,7 @@ fn main() -> std::process::ExitCode {
         Some("bench-audit") => bench::audit_in_process(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry, then a signed approval walked through\n  torture kill -9 every writer at random instants; check the registry after each (--quick, --iterations N, --writer NAME, --seed N, --report FILE)\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
+                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  pytest  the Python package's tests (integrations/python) against the debug binaries (part of ci)\n  demo    the governance check of the bundled registry, then a signed approval walked through\n  torture kill -9 every writer at random instants; check the registry after each (--quick, --iterations N, --writer NAME, --seed N, --report FILE)\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
             );
             return std::process::ExitCode::from(2);
         }
