@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&root(), &args[1..]),
         Some("demo") => demo::run(),
+        Some("pytest") => python_tests(&root()),
         Some("torture") => torture::run(&root(), &args[1..]),
         Some("sync-registry") => sync_registry(),
         Some("dist") => dist(),
@@ -40,7 +41,7 @@ fn main() -> std::process::ExitCode {
         Some("bench-audit") => bench::audit_in_process(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  demo    the governance check of the bundled registry, then a signed approval walked through\n  torture kill -9 every writer at random instants; check the registry after each (--quick, --iterations N, --writer NAME, --seed N, --report FILE)\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
+                "usage: cargo xtask <task>\n\n  ci      fmt check, clippy -D warnings, all tests (what .ci/run runs)\n  bench   benchmarks against baselines; writes BENCHMARKS.md\n  pytest  the Python package's tests (integrations/python) against the debug binaries (part of ci)\n  demo    the governance check of the bundled registry, then a signed approval walked through\n  torture kill -9 every writer at random instants; check the registry after each (--quick, --iterations N, --writer NAME, --seed N, --report FILE)\n  dist    release binaries, shell completions and man pages in target/dist\n  sync-registry   register every skills/*/skill.yaml in registry/skills.json"
             );
             return std::process::ExitCode::from(2);
         }
@@ -110,10 +111,61 @@ fn ci() -> Result<()> {
         test.args(["test", "--workspace", "--no-fail-fast"]);
         step("cargo test", test)?;
     }
+    python_tests(&root())?;
     // Crash torture at CI size (15 kills per writer, dev binaries the tests already built).
     eprintln!("==> cargo xtask torture --quick");
     torture::run(&root(), &["--quick".to_string(), "--no-build".to_string()])?;
     Ok(())
+}
+
+/// The Python package's pytest (integrations/python/tests) against the real debug binaries:
+/// the package is installed (not imported from its source folder) into a virtual environment
+/// under `target/pyvenv` that sees the system's site packages (pytest, and upstream Betty's
+/// PyYAML, pydantic and packaging, which `.ci/run` installs). With `BETTY_REQUIRE_ALL=1` a
+/// missing prerequisite fails the tests; it never skips them.
+fn python_tests(root: &Path) -> Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--workspace", "--bins"]);
+    step("cargo build --bins (for pytest)", build)?;
+    let venv = root.join("target/pyvenv");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        let mut make = Command::new("python3");
+        make.args(["-m", "venv", "--system-site-packages"])
+            .arg(&venv);
+        step("python3 -m venv target/pyvenv", make)?;
+    }
+    // pip builds in the source folder (`build/`, `*.egg-info`): build from a copy under target/.
+    let src = root.join("target/pysrc");
+    if src.exists() {
+        std::fs::remove_dir_all(&src)
+            .with_context(|| format!("cannot remove {}", src.display()))?;
+    }
+    let mut copy = Command::new("cp");
+    copy.arg("-r")
+        .arg(root.join("integrations/python"))
+        .arg(&src);
+    step("copy integrations/python to target/pysrc", copy)?;
+    let mut install = Command::new(&python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--force-reinstall",
+        ])
+        .arg(&src);
+    step("pip install integrations/python", install)?;
+    let mut pytest = Command::new(&python);
+    pytest
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(root.join("integrations/python/tests"))
+        .env("BETTY_BIN_DIR", root.join("target/debug"))
+        .current_dir(root);
+    step("pytest integrations/python", pytest)
 }
 
 /// The project's own skills are registered Betty skills: puts each `skills/*/skill.yaml` into

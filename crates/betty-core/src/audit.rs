@@ -112,6 +112,12 @@ pub struct VerifyReport {
     /// Upstream entries without a hash at the start: present, but unverified.
     pub legacy_entries: u64,
     pub hashed_entries: u64,
+    /// Unhashed entries an old writer appended between hashed ones, since adopted into the
+    /// chain by the entry after them.
+    pub adopted_entries: u64,
+    /// Unhashed entries an old (upstream) writer appended after the last hashed entry: present
+    /// but unverified, not yet adopted (`telemetry-capture audit adopt`, or any next append).
+    pub legacy_appended: Option<Adopts>,
     pub head: Option<Head>,
     pub breaks: Vec<Break>,
     /// State changes whose intent has no commit: they did not finish (not tampering).
@@ -194,6 +200,12 @@ impl AuditLog {
                 entry.insert("operation_id".into(), operation_id.clone().into());
                 entry.insert("intent_seq".into(), (*intent_seq).into());
             }
+        }
+        if let Some(adopts) = &tail.unadopted {
+            entry.insert(
+                "adopts".into(),
+                serde_json::to_value(adopts).unwrap_or(Value::Null),
+            );
         }
         entry.insert("seq".into(), seq.into());
         entry.insert("prev_hash".into(), tail.prev_hash.clone().into());
@@ -344,6 +356,7 @@ impl AuditLog {
                 prev_hash: GENESIS.into(),
                 write_at: Some((write_at, true)),
                 last_hashed: None,
+                unadopted: None,
             });
         }
         // Our entries are one line each: the last line before `]` is the last entry.
@@ -364,6 +377,7 @@ impl AuditLog {
                     seq,
                     hash: hash.clone(),
                 }),
+                unadopted: None,
             });
         }
         // A legacy or foreign tail: read the whole file once.
@@ -377,17 +391,19 @@ impl AuditLog {
         let mut count = 0u64;
         let mut legacy = LegacyDigest::default();
         let mut last: Option<Head> = None;
-        self.for_each_entry_locked(|_, v| {
+        let mut run = Run::default();
+        self.for_each_entry_locked(|i, v| {
             count += 1;
             match (v.get("seq").and_then(Value::as_u64), v.get("hash")) {
                 (Some(seq), Some(Value::String(h))) => {
+                    run = Run::default();
                     last = Some(Head {
                         seq,
                         hash: h.clone(),
                     })
                 }
                 _ if last.is_none() => legacy.push(&v),
-                _ => {}
+                _ => run.push(i, &v),
             }
         })?;
         let prev_hash = match &last {
@@ -399,6 +415,7 @@ impl AuditLog {
             prev_hash,
             write_at: None,
             last_hashed: last,
+            unadopted: run.take(),
         })
     }
 
@@ -481,6 +498,7 @@ impl AuditLog {
             return Ok(report);
         }
         let mut open: HashMap<String, Unfinished> = HashMap::new();
+        let mut run = Run::default();
         self.for_each_entry_locked(|i, v| {
             report.entries += 1;
             let Some(obj) = v.as_object() else {
@@ -496,17 +514,40 @@ impl AuditLog {
                     report.legacy_entries += 1;
                     legacy.push(&v);
                 } else {
-                    report.breaks.push(Break {
-                        index: i,
-                        kind: "unhashed",
-                        message: format!(
-                            "entry {i} has no hash but follows hashed entries: it was inserted"
-                        ),
-                    });
+                    run.push(i, &v);
                 }
                 return;
             };
             report.hashed_entries += 1;
+            // Unhashed entries between hashed ones are adopted (this entry says so and its
+            // hash covers their digest) or inserted.
+            let found = run.take();
+            let claimed = obj
+                .get("adopts")
+                .and_then(|a| serde_json::from_value::<Adopts>(a.clone()).ok());
+            match (&found, &claimed) {
+                (Some(f), Some(c)) if f == c => report.adopted_entries += f.count(),
+                (None, None) => {}
+                (Some(f), _) => {
+                    for index in f.from..=f.to {
+                        report.breaks.push(Break {
+                            index,
+                            kind: "unhashed",
+                            message: format!(
+                                "entry {index} has no hash, follows hashed entries and no later entry adopts it: it was inserted"
+                            ),
+                        });
+                    }
+                }
+                (None, Some(c)) => report.breaks.push(Break {
+                    index: i,
+                    kind: "link",
+                    message: format!(
+                        "entry {i} adopts entries {}..={} that are not there as they were adopted: entries were deleted or edited",
+                        c.from, c.to
+                    ),
+                }),
+            }
             let seq = obj.get("seq").and_then(Value::as_u64);
             let actual = canonical::sha256_hex(&canonical::to_vec_without(&v, "hash"));
             if &actual != stored {
@@ -619,6 +660,7 @@ impl AuditLog {
                 ),
             });
         }
+        report.legacy_appended = run.take();
         let mut unfinished: Vec<Unfinished> = open.into_values().collect();
         unfinished.sort_by_key(|u| u.seq);
         report.unfinished = unfinished;
@@ -661,6 +703,9 @@ struct TailState {
     /// Byte offset to write at, and whether the array is empty; `None`: create the file.
     write_at: Option<(u64, bool)>,
     last_hashed: Option<Head>,
+    /// Entries an old (upstream) writer appended after the last hashed one: the next entry
+    /// adopts them into the chain.
+    unadopted: Option<Adopts>,
 }
 
 impl TailState {
@@ -670,7 +715,49 @@ impl TailState {
             prev_hash: GENESIS.into(),
             write_at: None,
             last_hashed: None,
+            unadopted: None,
         }
+    }
+}
+
+/// A run of unhashed entries after hashed ones, taken into the chain by the hashed entry that
+/// follows it: that entry's `adopts` is `{from, to, digest}` (indices of the run, inclusive,
+/// and the SHA-256 of the canonical JSON of the run as an array), and its hash covers it, so
+/// editing an adopted entry afterwards shows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Adopts {
+    pub from: u64,
+    pub to: u64,
+    pub digest: String,
+}
+
+impl Adopts {
+    pub fn count(&self) -> u64 {
+        self.to - self.from + 1
+    }
+}
+
+/// Unhashed entries after hashed ones being collected (verify and the full tail walk).
+#[derive(Default)]
+struct Run {
+    from: Option<u64>,
+    to: u64,
+    digest: LegacyDigest,
+}
+
+impl Run {
+    fn push(&mut self, i: u64, v: &Value) {
+        self.from.get_or_insert(i);
+        self.to = i;
+        self.digest.push(v);
+    }
+    fn take(&mut self) -> Option<Adopts> {
+        let run = std::mem::take(self);
+        run.from.map(|from| Adopts {
+            from,
+            to: run.to,
+            digest: run.digest.finish(),
+        })
     }
 }
 
@@ -904,6 +991,50 @@ mod tests {
         );
         std::fs::write(&log.path, text).unwrap();
         assert!(!log.verify(None).unwrap().ok());
+    }
+
+    #[test]
+    fn entries_an_old_writer_appended_are_reported_then_adopted_and_covered() {
+        let (_d, log, _) = log_with(2);
+        // Upstream's audit.log: load the array, append, dump it whole with indent 2.
+        let mut v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&log.path).unwrap()).unwrap();
+        for skill in ["a.one", "a.two"] {
+            v.as_array_mut().unwrap().push(
+                json!({"timestamp": "2025-11-02T10:00:00Z", "skill": skill, "status": "success"}),
+            );
+        }
+        std::fs::write(&log.path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        let r = log.verify(None).unwrap();
+        assert!(r.ok(), "{:?}", r.breaks);
+        let pending = r.legacy_appended.clone().unwrap();
+        assert_eq!((pending.from, pending.to, r.adopted_entries), (2, 3, 0));
+        let head = log.append(&record(9), &who()).unwrap();
+        assert_eq!(head.seq, 4);
+        let r = log.verify(Some(&head.to_string())).unwrap();
+        assert!(r.ok(), "{:?}", r.breaks);
+        assert_eq!((r.adopted_entries, r.legacy_appended.clone()), (2, None));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&log.path).unwrap()).unwrap();
+        assert_eq!(v[4]["adopts"]["from"], 2);
+        crate::schema::validate(crate::schema::SchemaId::AuditEntry, &v[4]).unwrap();
+        // Once adopted, editing an adopted entry shows; the next append adopts nothing more.
+        let again = log.append(&record(10), &who()).unwrap();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&log.path).unwrap()).unwrap();
+        assert!(v[5].get("adopts").is_none(), "{}", v[5]);
+        assert!(log.verify(Some(&again.to_string())).unwrap().ok());
+        let text = std::fs::read_to_string(&log.path)
+            .unwrap()
+            .replacen("a.two", "a.evil", 1);
+        std::fs::write(&log.path, text).unwrap();
+        let r = log.verify(None).unwrap();
+        assert!(!r.ok());
+        assert!(
+            r.breaks
+                .iter()
+                .all(|b| b.kind == "unhashed" || b.kind == "link"),
+            "{:?}",
+            r.breaks
+        );
     }
 
     #[test]

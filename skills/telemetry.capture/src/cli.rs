@@ -17,8 +17,9 @@ Examples:
   tail -f build.jsonl | telemetry-capture --stream -
   telemetry-capture run --skill-name data.transform -- ./transform.sh input.csv
   telemetry-capture import registry/telemetry.json
+  telemetry-capture audit append registry.update success 412 '[]' '{\"step\": 1}'
 
-Exit codes: 0 recorded (`run`: the command's own code), 2 bad event or I/O error (nothing written)";
+Exit codes: 0 recorded (`run`: the command's own code), 1 `audit adopt`: the chain is broken (nothing adopted), 2 bad event, bad argument or I/O error (nothing written)";
 
 /// Record a governance event in `registry/telemetry/events.jsonl`.
 #[derive(Debug, Parser)]
@@ -99,6 +100,12 @@ pub enum CaptureCommand {
         after_help = "Example:\n  telemetry-capture alerts deliver"
     )]
     Alerts(AlertsCommand),
+    /// The audit trail: append upstream `audit.log`'s entries through the hash chain, adopt legacy ones
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  telemetry-capture audit append registry.update success 412 '[]' '{\"step\": 1}'\n  telemetry-capture audit adopt"
+    )]
+    Audit(AuditWrite),
     /// Import upstream Betty's `registry/telemetry.json` (both shapes; running it twice adds nothing)
     #[command(after_help = "Example:\n  telemetry-capture import ../betty/registry/telemetry.json")]
     Import {
@@ -108,6 +115,33 @@ pub enum CaptureCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `telemetry-capture audit ...`: writing the audit trail (reading it is `telemetry-query audit`).
+#[derive(Debug, Subcommand)]
+pub enum AuditWrite {
+    /// Append one entry (upstream `audit_log.py`'s arguments) to the hash-chained `audit_log.json`; prints the new head
+    #[command(
+        after_help = "Example:\n  telemetry-capture audit append workflow.compose failed 1200 '[\"step 2 failed\"]' '{\"workflow\": \"ci\"}'\n\nExit codes: 0 appended, 2 bad argument or I/O error (nothing written)"
+    )]
+    Append {
+        /// The skill that ran
+        skill: String,
+        /// How it ended: `success`, `failed`, `timeout`, ...
+        status: String,
+        /// How long it took, in milliseconds
+        #[arg(allow_hyphen_values = true)]
+        duration_ms: Option<String>,
+        /// A JSON array of errors
+        errors_json: Option<String>,
+        /// A JSON object of metadata
+        metadata_json: Option<String>,
+    },
+    /// Take entries an old (upstream) writer appended after the chain into it, recorded as an `audit.adopt` entry
+    #[command(
+        after_help = "Example:\n  telemetry-capture audit adopt\n\nExit codes: 0 adopted or nothing to adopt, 1 the chain is broken (nothing adopted), 2 I/O error"
+    )]
+    Adopt,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,9 +6,10 @@
 //! the stream in constant memory ([`lines`], [`scan`]) across rotated [`segments`], the
 //! aggregates ([`sketch`], [`stats`], [`metrics`]), turning stdin and flags into events
 //! ([`capture`]), importing upstream's `telemetry.json` ([`import`]), the output formats
-//! ([`output`]), alerts on captured events ([`alerts`]), and the command lines ([`cli`]).
+//! ([`output`]), upstream's `audit.log` arguments as audit entries ([`audit_entry`]), alerts on captured events ([`alerts`]), and the command lines ([`cli`]).
 
 pub mod alerts;
+pub mod audit_entry;
 pub mod capture;
 pub mod cli;
 pub mod import;

@@ -13,8 +13,11 @@ use betty_core::record::Recorder;
 use betty_core::telemetry::{EventBatch, NewEvent};
 use serde_json::{Value, json};
 use telemetry_capture::alerts::{self, AlertFiles};
+use telemetry_capture::audit_entry::{self, UpstreamAudit};
 use telemetry_capture::capture;
-use telemetry_capture::cli::{AlertsCommand, CaptureCli, CaptureCommand, CaptureFormat};
+use telemetry_capture::cli::{
+    AlertsCommand, AuditWrite, CaptureCli, CaptureCommand, CaptureFormat,
+};
 use telemetry_capture::import;
 
 const TOOL: &str = "telemetry-capture";
@@ -72,6 +75,9 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
         }
         out.flush()?;
         return Ok(ExitStatus::Success);
+    }
+    if let Some(CaptureCommand::Audit(command)) = &cli.command {
+        return audit(&recorder, command, &mut out);
     }
     if let Some(CaptureCommand::Import { file, dry_run }) = &cli.command {
         return import_file(&recorder, file, *dry_run, &mut out);
@@ -139,6 +145,57 @@ fn run(cli: CaptureCli) -> Result<ExitStatus> {
         .with_context(|| format!("cannot record the event in `{}`", path.display()))?;
     tracing::info!(count = appended.count, path = %path.display(), "recorded");
     print_events(&mut out, &events, cli.format)?;
+    out.flush()?;
+    Ok(ExitStatus::Success)
+}
+
+/// `audit append` and `audit adopt`: one entry through the recorder, the new head on stdout.
+fn audit(recorder: &Recorder, command: &AuditWrite, out: &mut Printer) -> Result<ExitStatus> {
+    let log = recorder.audit_log();
+    let entry = match command {
+        AuditWrite::Append {
+            skill,
+            status,
+            duration_ms,
+            errors_json,
+            metadata_json,
+        } => audit_entry::record_of(&UpstreamAudit {
+            skill,
+            status,
+            duration_ms: duration_ms.as_deref(),
+            errors: errors_json.as_deref(),
+            metadata: metadata_json.as_deref(),
+        })?,
+        AuditWrite::Adopt => {
+            let report = log.verify(None)?;
+            if !report.ok() {
+                tracing::error!(
+                    "`{}` is broken ({} problem(s)); nothing was adopted: see `telemetry-query audit verify`",
+                    log.path.display(),
+                    report.breaks.len()
+                );
+                return Ok(ExitStatus::Failure);
+            }
+            let Some(pending) = report.legacy_appended else {
+                out.line("nothing to adopt: no unhashed entries follow the chain")?;
+                out.flush()?;
+                return Ok(ExitStatus::Success);
+            };
+            // The append itself adopts whatever unhashed entries precede it (`adopts`).
+            AuditRecord {
+                operation: "audit.adopt".into(),
+                outcome: "adopted".into(),
+                details: Some(
+                    json!({ "count": pending.count(), "from": pending.from, "to": pending.to }),
+                ),
+                ..AuditRecord::default()
+            }
+        }
+    };
+    let head = recorder
+        .record(&entry, &EventBatch::new())
+        .with_context(|| format!("cannot append to `{}`", log.path.display()))?;
+    out.line(&head.to_string())?;
     out.flush()?;
     Ok(ExitStatus::Success)
 }

@@ -425,6 +425,20 @@ fn audit(log: &AuditLog, args: &AuditArgs, out: &mut Printer) -> Result<ExitStat
                             }
                         }
                     }
+                    if report.adopted_entries > 0 {
+                        out.line(&format!(
+                            "ℹ️  {} entries appended by a legacy (unhashed) writer were adopted into the chain",
+                            report.adopted_entries
+                        ))?;
+                    }
+                    if let Some(a) = &report.legacy_appended {
+                        out.line(&format!(
+                            "⚠️  {} entries (index {}..={}) were appended after the chain by a legacy (unhashed) writer: present but unverified; `telemetry-capture audit adopt` takes them into the chain",
+                            a.count(),
+                            a.from,
+                            a.to
+                        ))?;
+                    }
                     if !report.unfinished.is_empty() {
                         out.line(&format!(
                             "⚠️  {} operation(s) did not finish: an intent entry without its commit (the process stopped half way; check the state it names):",
