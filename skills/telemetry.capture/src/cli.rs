@@ -261,9 +261,9 @@ pub struct ListArgs {
     /// At most N events (the N newest, or with `--order oldest` the N oldest, by `timestamp`)
     #[arg(long, value_name = "N", conflicts_with_all = ["count", "count_by"])]
     pub limit: Option<u64>,
-    /// Order by `timestamp`: `newest` first (default) or `oldest` first (with `--count`, the
-    /// direction the stream is read in; the count is the same)
-    #[arg(long, value_enum, default_value = "newest")]
+    /// Order by `timestamp`: `newest` first (default) or `oldest` first (not with `--count` or
+    /// `--count-by`: a count has no order)
+    #[arg(long, value_enum, default_value = "newest", conflicts_with_all = ["count", "count_by"])]
     pub order: OrderArg,
     /// Print only the number of matching events
     #[arg(long, conflicts_with = "count_by")]
