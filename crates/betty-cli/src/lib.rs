@@ -40,6 +40,19 @@ impl CommonArgs {
     pub fn identity(&self) -> anyhow::Result<Identity> {
         Ok(Identity::resolve(self.user.as_deref())?)
     }
+
+    /// Refuses `--user` for a command that records nothing as anyone (a usage error, exit 2):
+    /// accepted and ignored, `approval-queue list --user alice` would read as a filter that
+    /// is not applied. `BETTY_USER` is a setting of the environment, not of this command, so
+    /// it is not refused.
+    pub fn refuse_user(&self, command: &str) -> anyhow::Result<()> {
+        match &self.user {
+            Some(_) => anyhow::bail!(
+                "`--user` says who acts, and `{command}` records nothing as anyone, so it would be ignored: leave it out"
+            ),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Logs go to stderr; `-v` picks the level, `RUST_LOG` overrides; colour only on a terminal

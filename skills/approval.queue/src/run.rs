@@ -37,6 +37,16 @@ struct Ctx {
 
 /// Runs one command line.
 pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let read_only = match &cli.command {
+        Command::Status { .. } => Some("approval-queue status"),
+        Command::Wait { .. } => Some("approval-queue wait"),
+        Command::Check { .. } => Some("approval-queue check"),
+        Command::List { .. } => Some("approval-queue list"),
+        _ => None,
+    };
+    if let Some(command) = read_only {
+        cli.common.refuse_user(command)?;
+    }
     let registry = cli.common.registry_dir()?;
     let who = cli.common.identity()?;
     let claim = cli

@@ -77,9 +77,12 @@ impl Env {
     fn command(&self, user: &str, args: &[&str]) -> Command {
         let key = user.split('@').next().unwrap_or(user);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_approval-queue"));
-        cmd.args(args).args(["--user", user]);
+        cmd.args(args);
+        // Only a command that acts as someone takes `--user` (a read-only one refuses it).
         if args.first().is_some_and(|a| SIGNING.contains(a)) {
-            cmd.arg("--key").arg(self.keys.key(key));
+            cmd.args(["--user", user])
+                .arg("--key")
+                .arg(self.keys.key(key));
         }
         cmd.current_dir(&self.root)
             .env_remove("BETTY_REGISTRY")

@@ -62,12 +62,14 @@ impl Env {
     /// Runs as `user`, signing with their key where the subcommand signs.
     fn run(&self, user: &str, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_approval-queue"));
-        cmd.args(args).args(["--user", user]);
+        cmd.args(args);
+        // Only a command that acts as someone takes `--user` (a read-only one refuses it).
         if args
             .first()
             .is_some_and(|a| ["request", "approve", "reject", "revoke", "cancel"].contains(a))
         {
-            cmd.arg("--key")
+            cmd.args(["--user", user])
+                .arg("--key")
                 .arg(self.keys.key(user.split('@').next().unwrap_or(user)));
         }
         let out = cmd

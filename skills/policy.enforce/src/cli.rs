@@ -52,7 +52,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub all: bool,
     /// Read inputs as this kind (default: from the file name, `skill.yaml`, `agent.yaml`, `workflows/*.yaml`; stdin and other names need it)
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires = "inputs")]
     pub kind: Option<KindArg>,
     /// Deployment environment (`--action deploy`); compared case-insensitively with the policies' patterns
     #[arg(long, value_name = "NAME", value_parser = environment_name)]

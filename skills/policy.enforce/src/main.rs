@@ -34,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             format,
             policies,
         }) => {
+            cli.common.refuse_user("policy-enforce report")?;
             let world = World::load(registry_dir, policies.as_deref(), Some(Action::Audit))?;
             // The compliance view is the continuous audit's: everything registered and on disk.
             let audit = CheckOptions {
@@ -65,6 +66,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             format,
             policies,
         }) => {
+            cli.common.refuse_user("policy-enforce test")?;
             // Fixtures may name any enforcement point: load everything.
             let world = World::load(registry_dir, policies.as_deref(), Some(Action::Audit))?;
             let approvals = world.approvals(Some(Action::Register))?;

@@ -39,6 +39,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
     let common = &cli.common;
     match cli.command {
         None => {
+            common.refuse_user("registry-diff --compare")?;
             let (from, to, diff) = compare(common, &cli.diff.compare)?;
             let by = changed_by(common, &from, &to)?;
             match cli.diff.format {
@@ -149,7 +150,10 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             skill,
             max_count,
             format,
-        }) => log(common, skill.as_deref(), max_count, format, &mut out),
+        }) => {
+            common.refuse_user("registry-diff log")?;
+            log(common, skill.as_deref(), max_count, format, &mut out)
+        }
         Some(Command::Rollback {
             version,
             dry_run,

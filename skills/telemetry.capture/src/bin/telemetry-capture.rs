@@ -40,6 +40,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: CaptureCli) -> Result<ExitStatus> {
+    if let Some(CaptureCommand::Alerts(_)) = &cli.command {
+        cli.common.refuse_user("telemetry-capture alerts")?;
+    }
     let registry = cli.common.registry_dir()?;
     let who = cli.common.identity()?;
     let path = registry.events_jsonl();
