@@ -252,9 +252,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             Ok(ExitStatus::Failure)
         }
         Command::List { status, format } => {
+            let started = std::time::Instant::now();
             let trust = ctx.trust()?;
             let all = ctx.store.list()?;
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                requests = all.len(),
+                "requests read"
+            );
             let derived = betty_core::approval::derive_all(&all, &trust, ctx.now);
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "derived");
             let shown: Vec<(&ApprovalRequest, &Derived)> = all
                 .iter()
                 .zip(derived.iter())
@@ -267,7 +274,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                     })
                     .into_iter()
                     .collect::<Result<Vec<_>, _>>()?;
+                    tracing::debug!(ms = started.elapsed().as_millis() as u64, "views built");
                     out.json_with_list(&[("schema_version", json!(2))], "requests", &items)?;
+                    tracing::debug!(ms = started.elapsed().as_millis() as u64, "written");
                 }
                 Format::Text => {
                     if shown.is_empty() {
