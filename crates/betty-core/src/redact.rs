@@ -6,9 +6,12 @@
 //! - **Keys** ([`is_secret_key`]): a key names a secret when one of its words (split on
 //!   anything not a letter or digit and at camelCase humps, compared case-insensitively) is,
 //!   ends with, or is the plural of `password`, `passwd`, `pwd`, `passphrase`, `secret`,
-//!   `credential`, `cookie`, `authorization`, `apikey`, `privatekey`, `token` (`db_secrets`,
-//!   `X-Auth-Token`, `sessionToken`, `dbpassword`, `Set-Cookie`), the word `auth`, or two adjacent words
-//!   form one (`api_key`, `api-key`, `private_key`, `access_key`, `secret_key`, `signing_key`).
+//!   `credential`, `cookie`, `authorization`, `apikey`, `privatekey`, `privkey`, `sshkey`, `token`
+//!   (`db_secrets`, `X-Auth-Token`, `sessionToken`, `dbpassword`, `Set-Cookie`), is one of the
+//!   short words `auth`, `pw`, `cred`, `bearer`, `jwt` (whole, or plural: `MyDbPw`, `creds`; not
+//!   `scrypt`), ends in the word `pass` after another (`DB_PASS`; not `pass` or `pass_count`, which
+//!   count passes), or two adjacent words form one (`api_key`,
+//!   `api-key`, `private_key`, `access_key`, `secret_key`, `signing_key`, `ssh_key`, `jwt_key`).
 //!   The value of such a key is replaced whole, whatever its type.
 //!   Not secrets, because they are data a reader needs: token *counts* (`tokens` on its own
 //!   as in `max_tokens`/`tokens_used`/`input_tokens`, and `token` followed by `count`,
@@ -94,7 +97,12 @@ pub fn is_secret_key(key: &str) -> bool {
         "authorization",
         "apikey",
         "privatekey",
+        "privkey",
+        "sshkey",
     ];
+    // Short words matched only whole (or plural): `MyDbPw`, `creds`, `bearer`, `jwt`, where a
+    // word's end would catch `bypass` or `scrypt`.
+    const WORDS: &[&str] = &["pw", "cred", "bearer", "jwt"];
     const PAIRS: &[(&str, &str)] = &[
         ("api", "key"),
         ("private", "key"),
@@ -103,6 +111,8 @@ pub fn is_secret_key(key: &str) -> bool {
         ("signing", "key"),
         ("client", "secret"),
         ("priv", "key"),
+        ("ssh", "key"),
+        ("jwt", "key"),
     ];
     const COUNTS: &[&str] = &[
         "count", "counts", "limit", "usage", "used", "budget", "total", "type", "kind",
@@ -122,6 +132,19 @@ pub fn is_secret_key(key: &str) -> bool {
     let mut prev: Option<&str> = None;
     while let Some(w) = words.next() {
         if STEMS.iter().any(|s| stem_word(w, s)) || w.eq_ignore_ascii_case("auth") {
+            return true;
+        }
+        let whole = |x: &str| {
+            w.eq_ignore_ascii_case(x)
+                || w.strip_suffix(['s', 'S'])
+                    .is_some_and(|w| w.eq_ignore_ascii_case(x))
+        };
+        if WORDS.iter().any(|x| whole(x)) {
+            return true;
+        }
+        // `DB_PASS`, `smtp_pass`: `pass` as the last word after another. On its own or first
+        // (`pass`, `pass_count`, `pass_rate`) it counts passes, as a report's `summary.pass`.
+        if w.eq_ignore_ascii_case("pass") && prev.is_some() && words.peek().is_none() {
             return true;
         }
         // `token`, `sessiontoken`, `authToken`: a secret, unless a count follows (`token_count`).
@@ -742,6 +765,16 @@ mod tests {
             "auth",
             "secret_key_base",
             "signingKey",
+            "DB_PASS",
+            "x_pass",
+            "MyDbPw",
+            "bearer",
+            "creds",
+            "privkey",
+            "ssh_key",
+            "sshKey",
+            "jwt",
+            "jwt_key",
         ] {
             assert!(is_secret_key(k), "{k}");
         }
@@ -764,6 +797,13 @@ mod tests {
             "passed",
             "secretary",
             "monkey",
+            "bypass",
+            "compass",
+            "passed",
+            "pass",
+            "pass_count",
+            "pass_rate",
+            "passes",
             "",
             "日本語",
         ] {

@@ -20,6 +20,24 @@ use crate::source::{Pos, SourceName};
 /// Keys the registry adds itself; they are never changes to a skill.
 pub const REGISTRY_ADDED_KEYS: &[&str] = &["updated_at", "generated_at", "content_hash"];
 
+/// Why a registry with two entries of one name is refused: upstream's readers take the first
+/// (`registry_update.py`, `agent_run.py`), an updater appends, and a checker that reads the
+/// other copy would vouch for a skill that never runs as checked (an escalation hidden in the
+/// first entry would pass every diff, check and audit).
+pub fn duplicate_entry_message(kind: Kind, name: &str, first: usize, second: usize) -> String {
+    format!(
+        "entries {first} and {second} of `{}` both name `{}`: a registry holds one entry per name, and readers disagree on which copy counts (upstream reads the first), so neither can be checked; remove one of them",
+        kind.plural(),
+        crate::escape::Escaped(name)
+    )
+}
+
+/// Whether names repeat (the fast readers' check; [`Registry::from_value`] says which).
+pub fn names_repeat<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().any(|n| !seen.insert(n))
+}
+
 /// A loaded registry file.
 #[derive(Clone, Debug)]
 pub struct Registry {
@@ -80,9 +98,19 @@ impl Registry {
         };
         match object.get(kind.plural()) {
             Some(Value::Array(items)) => {
+                let mut seen: std::collections::HashMap<&str, usize> =
+                    std::collections::HashMap::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match item.get("name") {
-                        Some(Value::String(_)) => {}
+                        Some(Value::String(n)) => {
+                            if let Some(first) = seen.insert(n.as_str(), i) {
+                                return Err(Error::invalid(
+                                    &name,
+                                    Pos::UNKNOWN,
+                                    duplicate_entry_message(kind, n, first, i),
+                                ));
+                            }
+                        }
                         _ => {
                             return Err(Error::invalid(
                                 &name,

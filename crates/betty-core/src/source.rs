@@ -57,6 +57,18 @@ pub struct Pos {
     pub column: u32,
 }
 
+/// The line and column (in characters, both from 1) of byte `at` of `text`.
+pub fn pos_at(text: &str, at: usize) -> Pos {
+    let before = &text[..at];
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    Pos::new(
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(column).unwrap_or(u32::MAX),
+    )
+}
+
 impl Pos {
     pub const UNKNOWN: Pos = Pos { line: 0, column: 0 };
     pub const START: Pos = Pos { line: 1, column: 1 };
@@ -118,6 +130,22 @@ impl Document {
             return Err(Error::Empty {
                 input: source,
                 expected: "a YAML mapping",
+            });
+        }
+        if let Some(at) = text.find(['\u{85}', '\u{2028}', '\u{2029}']) {
+            let c = text[at..].chars().next().unwrap_or_default();
+            let what = match c {
+                '\u{85}' => "NEXT LINE",
+                '\u{2028}' => "LINE SEPARATOR",
+                _ => "PARAGRAPH SEPARATOR",
+            };
+            return Err(Error::Syntax {
+                input: source,
+                pos: pos_at(&text, at),
+                message: format!(
+                    "U+{code:04X} ({what}) is a line break to upstream Betty's YAML reader (PyYAML) and not to this one, so the two would read different documents (a comment could hide a key from the check): remove it, or write it as `\\u{code:04X}` inside a double-quoted string",
+                    code = c as u32
+                ),
             });
         }
         let (value, positions) = yaml::load(&text, limits).map_err(|f| Error::Syntax {

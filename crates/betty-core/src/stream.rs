@@ -103,9 +103,11 @@ pub fn list(events_jsonl: &Path) -> std::io::Result<Vec<Segment>> {
             Ok(entries) => {
                 for entry in entries {
                     let entry = entry?;
+                    // Whatever has a segment's name is one: a link, FIFO or folder is refused
+                    // when opened (exit 2 naming it), never skipped, or its events would
+                    // silently leave every query and `metrics --rebuild`.
                     if let Some(name) = entry.file_name().to_str()
                         && is_rotated_name(name)
-                        && entry.file_type()?.is_file()
                     {
                         rotated.push(entry.path());
                     }

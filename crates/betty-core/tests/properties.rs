@@ -111,8 +111,10 @@ fn printable(v: Value) -> Value {
     let fix = |s: String| {
         s.chars()
             .map(|c| match c {
-                '\u{7f}'..='\u{84}'
-                | '\u{86}'..='\u{9f}'
+                // NEL, LS and PS are refused in YAML (PyYAML reads them as line breaks).
+                '\u{7f}'..='\u{9f}'
+                | '\u{2028}'
+                | '\u{2029}'
                 | '\u{fffe}'
                 | '\u{ffff}'
                 | '\u{feff}' => '?',

@@ -301,15 +301,35 @@ pub mod builtin {
         match target.kind {
             TargetKind::Workflow => {
                 applied = true;
-                for (name, pointer) in crate::target::step_skills(target.value()) {
-                    if cx.registry.find(&name).is_some() || already_blocked(findings, &pointer) {
+                for step in crate::target::workflow_steps(target.value()) {
+                    // A `skill:` step runs `skills/NAME/` and an `agent:` step an agent: a
+                    // registered entry of the other kind vouches for neither.
+                    if cx.registry.get(step.kind, &step.name).is_some()
+                        || already_blocked(findings, &step.pointer)
+                    {
                         continue;
                     }
+                    let (this, other) = match step.kind {
+                        TargetKind::Agent => ("agent", TargetKind::Skill),
+                        _ => ("skill", TargetKind::Agent),
+                    };
+                    let note = if cx.registry.get(other, &step.name).is_some() {
+                        format!(
+                            " (a registered {} has that name, which does not count for a `{this}:` step)",
+                            if other == TargetKind::Agent {
+                                "agent"
+                            } else {
+                                "skill"
+                            }
+                        )
+                    } else {
+                        String::new()
+                    };
                     findings.push(make(
                         &STEP_REGISTERED,
                         target,
-                        pointer,
-                        format!("`{name}` is not registered"),
+                        step.pointer,
+                        format!("`{}` is not a registered {this}{note}", step.name),
                     ));
                 }
                 // Policies on permissions are scoped to skills and agents, the kinds that
@@ -1037,17 +1057,26 @@ fn approval_trigger(
     }
     if let Some(reg) = &a.when_registered {
         // A workflow runs its nested steps too: `steps[*].skill` reaches every step.
-        let names: Vec<(String, String)> =
+        // It runs its agent steps too: an approval rule written for its skills must
+        // not be walked around by running the same work as an agent.
+        let names: Vec<(Option<TargetKind>, String, String)> =
             if target.kind == TargetKind::Workflow && rule.field == "steps[*].skill" {
-                crate::target::step_skills(target.value())
+                crate::target::workflow_steps(target.value())
+                    .into_iter()
+                    .map(|s| (Some(s.kind), s.name, s.pointer))
+                    .collect()
             } else {
                 elements(sel)
                     .into_iter()
-                    .filter_map(|(p, v)| v.as_str().map(|s| (s.to_string(), p)))
+                    .filter_map(|(p, v)| v.as_str().map(|s| (None, s.to_string(), p)))
                     .collect()
             };
-        for (name, ptr) in names {
-            if let Some(entry) = cx.registry.find(&name)
+        for (kind, name, ptr) in names {
+            let entry = match kind {
+                Some(k) => cx.registry.get(k, &name),
+                None => cx.registry.find(&name),
+            };
+            if let Some(entry) = entry
                 && let Some(why) = registered_trigger(reg, entry)
             {
                 return Some((ptr, format!("`{name}` needs approval: it {why}")));

@@ -378,8 +378,8 @@ fn resolve(
             if operation {
                 // Each step runs the skill as registered; an unregistered step is the
                 // workflow's own blocking finding (`builtin/workflow-step-registered`).
-                for (name, _) in steps {
-                    if let Some(t) = world.registry.find(&name) {
+                for step in steps {
+                    if let Some(t) = world.registry.get(step.kind, &step.name) {
                         out.push(t.clone());
                     }
                 }

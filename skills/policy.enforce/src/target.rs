@@ -259,9 +259,10 @@ pub fn read_manifest(path: &Path, kind: TargetKind) -> Result<Target, Error> {
 }
 
 /// Reads a workflow file (or `-` for stdin): a mapping with `steps: [{skill, ...}]`, where a
-/// step may hold nested `steps` instead of (or besides) a `skill`. Returns every step's skill
-/// with its pointer, nested ones included.
-pub fn read_workflow(path: &Path) -> Result<(Target, Vec<(String, String)>), Error> {
+/// step runs a skill (`skill: NAME`) or an agent (`agent: NAME`, which upstream's
+/// `workflow.compose` runs through `run.agent`), and may hold nested `steps` instead of (or
+/// besides) either. Returns every step's skill or agent with its pointer, nested ones included.
+pub fn read_workflow(path: &Path) -> Result<(Target, Vec<Step>), Error> {
     let doc = if path == Path::new("-") {
         Document::read_yaml_stdin(&Limits::MANIFEST)?
     } else {
@@ -287,7 +288,6 @@ pub fn read_workflow(path: &Path) -> Result<(Target, Vec<(String, String)>), Err
             "a workflow needs `steps: [{skill: NAME, ...}]`".into(),
         ));
     }
-    let mut skills = Vec::new();
     let mut work = vec![(String::new(), &doc.value)];
     while let Some((ptr, node)) = work.pop() {
         let steps = match node.get("steps") {
@@ -302,44 +302,67 @@ pub fn read_workflow(path: &Path) -> Result<(Target, Vec<(String, String)>), Err
         };
         for (i, step) in steps.iter().enumerate().rev() {
             let at = format!("{ptr}/steps/{i}");
-            match step.get("skill") {
-                Some(Value::String(_)) => {}
-                Some(other) => {
-                    return Err(invalid(
-                        &format!("{at}/skill"),
-                        format!(
-                            "a step's `skill` must be a name, found {}",
-                            type_name(other)
-                        ),
-                    ));
+            let mut runs = 0;
+            for key in ["skill", "agent"] {
+                match step.get(key) {
+                    Some(Value::String(_)) => runs += 1,
+                    Some(other) => {
+                        return Err(invalid(
+                            &format!("{at}/{key}"),
+                            format!(
+                                "a step's `{key}` must be a name, found {}",
+                                type_name(other)
+                            ),
+                        ));
+                    }
+                    None => {}
                 }
-                None if step.get("steps").is_some() => {}
-                None => {
-                    return Err(invalid(
-                        &at,
-                        "a step needs `skill: NAME` (or nested `steps:`)".into(),
-                    ));
-                }
+            }
+            if runs == 2 {
+                return Err(invalid(
+                    &at,
+                    "a step runs a `skill` or an `agent`, not both (upstream's `workflow.compose` refuses it too)".into(),
+                ));
+            }
+            if runs == 0 && step.get("steps").is_none() {
+                return Err(invalid(
+                    &at,
+                    "a step needs `skill: NAME` or `agent: NAME` (or nested `steps:`)".into(),
+                ));
             }
             work.push((at, step));
         }
     }
-    skills.extend(step_skills(&doc.value));
+    let steps = workflow_steps(&doc.value);
     let target = Target::from_document(Arc::new(doc), "", TargetKind::Workflow)?;
-    Ok((target, skills))
+    Ok((target, steps))
 }
 
-/// Every step's skill of a workflow, nested `steps` included, in file order, with the pointer
-/// of its `skill` value. Depth is bounded by the reader's nesting limit.
-pub fn step_skills(workflow: &Value) -> Vec<(String, String)> {
+/// What one workflow step runs: a skill or an agent, by name, with the pointer of that name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub kind: TargetKind,
+    pub name: String,
+    pub pointer: String,
+}
+
+/// Every step of a workflow that runs a skill (`skill:`) or an agent (`agent:`), nested
+/// `steps` included, in file order. Depth is bounded by the reader's nesting limit.
+pub fn workflow_steps(workflow: &Value) -> Vec<Step> {
     let mut out = Vec::new();
     let mut work = vec![(String::new(), workflow)];
     while let Some((ptr, node)) = work.pop() {
-        // A step's own skill comes before its nested steps: file order.
-        if let Some(Value::String(s)) = node.get("skill")
-            && !ptr.is_empty()
-        {
-            out.push((s.clone(), format!("{ptr}/skill")));
+        // A step's own skill or agent comes before its nested steps: file order.
+        if !ptr.is_empty() {
+            for (key, kind) in [("skill", TargetKind::Skill), ("agent", TargetKind::Agent)] {
+                if let Some(Value::String(s)) = node.get(key) {
+                    out.push(Step {
+                        kind,
+                        name: s.clone(),
+                        pointer: format!("{ptr}/{key}"),
+                    });
+                }
+            }
         }
         if let Some(Value::Array(steps)) = node.get("steps") {
             // Pushed in reverse so steps come out in file order.
@@ -515,7 +538,7 @@ impl RegistryView {
                     label: label.clone(),
                     positioned: Some(positioned.clone()),
                 };
-                // Later entries win, as in upstream (updates append).
+                // Names are unique (`Registry::parse` refuses a repeated one).
                 view.by_name.insert((tkind, entry_name), view.entries.len());
                 view.entries.push(target);
             }

@@ -361,6 +361,67 @@ fn nested_steps_are_checked_under_any_pack() {
     );
 }
 
+/// Upstream's `workflow.compose` runs `agent:` steps (through `run.agent`) and runs a `skill:`
+/// step from `skills/NAME/`: an unregistered agent step, or a skill step whose name only a
+/// registered *agent* has, runs unchecked code and is blocked.
+#[test]
+fn agent_steps_are_checked_and_a_skill_step_is_not_vouched_for_by_an_agent() {
+    let p = Project::new();
+    p.write(
+        "workflows/w.yaml",
+        "name: w\nsteps:\n  - agent: evil.unregistered\n    steps: []\n  - skill: data.engineer\n  - agent: data.engineer\n  - skill: data.transform\n",
+    );
+    for policies in [None, Some("registry/policies")] {
+        let mut args = vec![
+            "--action",
+            "execute",
+            "workflows/w.yaml",
+            "--format",
+            "json",
+        ];
+        if let Some(dir) = policies {
+            args.extend(["--policies", dir]);
+        }
+        let out = p.run(&args);
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        let r = out.json();
+        let steps: Vec<(u64, String)> = findings(&r)
+            .into_iter()
+            .filter(|f| f["rule"] == "workflow-step-registered")
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap(),
+                    f["detail"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(steps.len(), 2, "{r}");
+        assert_eq!(steps[0].0, 3, "{r}");
+        assert!(
+            steps[0]
+                .1
+                .contains("`evil.unregistered` is not a registered agent"),
+            "{r}"
+        );
+        assert_eq!(steps[1].0, 5, "{r}");
+        assert!(
+            steps[1]
+                .1
+                .contains("`data.engineer` is not a registered skill (a registered agent"),
+            "{r}"
+        );
+        // The registered agent step is checked as the registry has it.
+        assert!(
+            r["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "data.engineer" && t["kind"] == "agent"),
+            "{r}"
+        );
+    }
+}
+
 #[test]
 fn a_workflow_that_grants_permissions_is_blocked_under_any_pack_and_action() {
     // Every permission policy is scoped to skills and agents; before this check a grant

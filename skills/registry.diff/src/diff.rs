@@ -1,6 +1,6 @@
 //! Field-level differences between two registries.
 //!
-//! Skills are matched by `name` (the last entry wins if upstream appended a duplicate). Inside
+//! Skills are matched by `name` (a registry naming one skill twice is refused when read). Inside
 //! an entry, objects are compared key by key, lists of objects that each carry a unique `name`
 //! are matched by that name (reordering is not a change, an insertion does not shift every later
 //! item), other lists of objects by position, and lists of scalars (`permissions`, `tags`) as a
@@ -284,6 +284,10 @@ impl<'a> RawRegistry<'a> {
                 None => serde_json::from_str::<RawNamed<'a>>(raw.get()).ok()?.name,
             };
             entries.push((name, raw));
+        }
+        // Two entries of one name: the slow reader says which (`Registry::from_value`).
+        if betty_core::registry::names_repeat(entries.iter().map(|(n, _)| n.as_ref())) {
+            return None;
         }
         Some(RawRegistry { kind, entries })
     }

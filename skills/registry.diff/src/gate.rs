@@ -109,7 +109,8 @@ pub fn check(
     })
 }
 
-/// A skill's entry in a registry value (the last of that name wins, as in upstream).
+/// A skill's entry in a registry value (names are unique: a registry that repeats one is
+/// refused when read).
 fn entry<'a>(registry: &'a Value, skill: &str) -> Option<&'a Value> {
     registry
         .get("skills")

@@ -227,7 +227,8 @@ fn check_shape(value: &Value, kind: Kind, name: &str) -> Result<(), SpecError> {
     let list = value.get(kind.plural());
     let plain = value.is_object()
         && matches!(list, Some(Value::Array(items))
-            if items.iter().all(|i| matches!(i.get("name"), Some(Value::String(_)))));
+            if items.iter().all(|i| matches!(i.get("name"), Some(Value::String(_))))
+                && !betty_core::registry::names_repeat(items.iter().filter_map(|i| i["name"].as_str())));
     if plain {
         return Ok(());
     }
