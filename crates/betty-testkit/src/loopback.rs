@@ -1,6 +1,7 @@
-//! Loopback servers for network tests: an HTTP/1.1 server and an SMTP server on 127.0.0.1 that
-//! record what they receive. Each is started by the test, listens on a port the system picks,
-//! answers every connection on its own thread and lives until the test process ends.
+//! Loopback servers for network tests: an HTTP/1.1 server (plain, or HTTPS with a certificate
+//! from a [`TestCa`]) and an SMTP server on 127.0.0.1 that record what they receive. Each is
+//! started by the test, listens on a port the system picks, answers every connection on its own
+//! thread and lives until the test process ends.
 //!
 //! What a server recorded is complete once the client got its answer: the HTTP server records a
 //! request before it answers, the SMTP server a mail before it accepts the DATA. A binary that
@@ -10,8 +11,9 @@
 #![allow(clippy::missing_panics_doc)]
 
 use std::io::BufReader;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,11 +59,87 @@ impl HttpRequest {
     }
 }
 
-/// An HTTP/1.1 server answering every request with a status the test chose.
+/// A certificate authority made for one test (rcgen, ECDSA P-256): it signs the loopback
+/// HTTPS server's certificate (for `127.0.0.1`, `::1` and `localhost`), and its PEM is what a
+/// client is told to trust (`SSL_CERT_FILE`).
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::new()).expect("CA parameters");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "betty-testkit test CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// The CA certificate in PEM.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// Writes the CA certificate as `dir/test-ca.pem` and returns its path.
+    pub fn write_pem(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("test-ca.pem");
+        std::fs::write(&path, &self.pem).expect("write the test CA");
+        path
+    }
+
+    /// A server configuration with a fresh certificate for the loopback names, signed by this CA.
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let names = ["127.0.0.1", "::1", "localhost"]
+            .map(str::to_string)
+            .to_vec();
+        let params = rcgen::CertificateParams::new(names).expect("server parameters");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("server certificate");
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .expect("server certificate and key");
+        Arc::new(config)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        TestCa::new()
+    }
+}
+
+/// An HTTP/1.1 server answering every request with a status the test chose, over plain TCP or
+/// TLS.
 #[derive(Debug)]
 pub struct HttpServer {
     addr: SocketAddr,
+    scheme: &'static str,
     requests: Arc<Mutex<Vec<HttpRequest>>>,
+    handshakes_failed: Arc<Mutex<usize>>,
 }
 
 impl HttpServer {
@@ -72,24 +150,93 @@ impl HttpServer {
 
     /// A server that answers the `n`-th request (from 0) with `status(n)`.
     pub fn answering(status: impl Fn(usize) -> u16 + Send + Sync + 'static) -> HttpServer {
+        HttpServer::listen(None, Arc::new(status))
+    }
+
+    /// An HTTPS server (TLS 1.2 and 1.3, rustls) with a certificate `ca` signed, answering
+    /// `200 OK` to everything.
+    pub fn start_tls(ca: &TestCa) -> HttpServer {
+        HttpServer::answering_tls(ca, |_| 200)
+    }
+
+    /// An HTTPS server answering the `n`-th request (from 0) with `status(n)`.
+    pub fn answering_tls(
+        ca: &TestCa,
+        status: impl Fn(usize) -> u16 + Send + Sync + 'static,
+    ) -> HttpServer {
+        HttpServer::listen(Some(ca.server_config()), Arc::new(status))
+    }
+
+    fn listen(tls: Option<Arc<rustls::ServerConfig>>, status: Arc<StatusFn>) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&requests);
-        let status = Arc::new(status);
+        let handshakes_failed = Arc::new(Mutex::new(0));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (seen, refused) = (Arc::clone(&requests), Arc::clone(&handshakes_failed));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (seen, status) = (Arc::clone(&seen), Arc::clone(&status));
-                std::thread::spawn(move || serve_http(stream, &seen, &*status));
+                let _ = stream.set_read_timeout(Some(PATIENCE));
+                let (seen, status, refused) =
+                    (Arc::clone(&seen), Arc::clone(&status), Arc::clone(&refused));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve_http(stream, &seen, &*status),
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        let mut tls = rustls::StreamOwned::new(conn, stream);
+                        // Finish the handshake first, so a client that refuses the certificate
+                        // is counted rather than mistaken for one that sent nothing.
+                        while tls.conn.is_handshaking() {
+                            if tls.conn.complete_io(&mut tls.sock).is_err() {
+                                *refused.lock().expect("lock") += 1;
+                                return;
+                            }
+                        }
+                        serve_http(tls, &seen, &*status);
+                    }
+                });
             }
         });
-        HttpServer { addr, requests }
+        HttpServer {
+            addr,
+            scheme,
+            requests,
+            handshakes_failed,
+        }
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://127.0.0.1:PORT{path}` (`https://` for a TLS server).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// `https://localhost:PORT{path}` for a TLS server: the same server by its loopback name.
+    pub fn localhost_url(&self, path: &str) -> String {
+        format!("{}://localhost:{}{path}", self.scheme, self.addr.port())
+    }
+
+    /// How many TLS handshakes failed so far (a client that did not trust the certificate).
+    pub fn handshakes_failed(&self) -> usize {
+        *self.handshakes_failed.lock().expect("lock")
+    }
+
+    /// Waits (up to [`PATIENCE`]) until `n` TLS handshakes have failed: the server sees the
+    /// client's refusal a moment after the client gave up.
+    pub fn wait_for_failed_handshakes(&self, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.handshakes_failed() < n {
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} failed TLS handshakes on {}, got {}",
+                self.addr,
+                self.handshakes_failed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `127.0.0.1:PORT`.
@@ -129,16 +276,14 @@ impl HttpServer {
     }
 }
 
-fn serve_http(stream: TcpStream, seen: &Mutex<Vec<HttpRequest>>, status: &dyn Fn(usize) -> u16) {
-    let _ = stream.set_read_timeout(Some(PATIENCE));
-    let Ok(clone) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(clone);
-    let mut writer = stream;
+type StatusFn = dyn Fn(usize) -> u16 + Send + Sync;
+
+fn serve_http(stream: impl Read + Write, seen: &Mutex<Vec<HttpRequest>>, status: &StatusFn) {
+    let mut reader = BufReader::new(stream);
     let Some(request) = read_request(&mut reader) else {
         return;
     };
+    let writer = reader.get_mut();
     let code = {
         let mut all = seen.lock().expect("lock");
         let code = status(all.len());

@@ -1125,3 +1125,72 @@ fn a_request_whose_stated_subject_is_not_what_binds_is_invalid() {
     std::fs::write(request_file(&env, &id), original.to_string()).unwrap();
     assert_eq!(status_json(&env, &id).0, Some(3));
 }
+
+#[test]
+fn notifications_reach_an_https_hook_trusted_through_ssl_cert_file_signed() {
+    use betty_testkit::loopback::{HttpServer, TestCa};
+    let env = Env::new();
+    let ca = TestCa::new();
+    let https = HttpServer::start_tls(&ca);
+    let ca_file = ca.write_pem(&env.registry());
+    std::fs::write(
+        env.registry().join("approvals/notify.yaml"),
+        format!(
+            "notify:\n  webhooks:\n    - {{url: '{}', secret_env: BETTY_TEST_HOOK_SECRET}}\n",
+            https.url("/hook")
+        ),
+    )
+    .unwrap();
+    let m = env.manifest();
+    let args = [
+        "request",
+        "--operation",
+        "deploy",
+        "--manifest",
+        &m,
+        "--approvers",
+        "security",
+        "--required",
+        "1",
+        "--reason",
+        "r",
+        "--format",
+        "json",
+    ];
+    let out = env
+        .command("dev@x.com", &args)
+        .env("SSL_CERT_FILE", &ca_file)
+        .env(
+            "BETTY_TEST_HOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let got = https.requests_to("/hook");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["event"], "approval.requested");
+    assert!(got[0].header("webhook-id").is_some());
+    assert!(
+        got[0]
+            .header("webhook-signature")
+            .is_some_and(|s| s.starts_with("v1,"))
+    );
+    // Without the CA the delivery fails and is recorded as every failed notification is.
+    let out = env
+        .command("dev@x.com", &args)
+        .env_remove("SSL_CERT_FILE")
+        .env(
+            "BETTY_TEST_HOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(https.requests_to("/hook").len(), 1);
+    let failed: Vec<_> = events(&env.registry())
+        .into_iter()
+        .filter(|e| e["event_type"] == "approval.notification_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+}

@@ -7,8 +7,10 @@
 //!     event_type: policy.violated        # one or a list; globs allowed
 //!     outcome: blocked                   # optional, likewise
 //!     skill: "data.*"                    # optional, likewise
-//!     slack: http://hooks.example.com/services/T000/B000/XXX    # {"text": ...}
-//!     webhook: http://ci.example.com/betty-alerts                # {"alert": ..., "event": {...}}
+//!     slack: https://hooks.slack.com/services/T000/B000/XXX     # {"text": ...}
+//!     webhook:                                                   # {"alert": ..., "event": {...}}
+//!       url: https://ci.example.com/betty-alerts
+//!       secret_env: BETTY_ALERTS_SECRET                          # Standard Webhooks signature
 //! ```
 //!
 //! Alerts follow the event stream itself, so they fire for events every Betty binary writes,
@@ -22,8 +24,10 @@
 //! written since `alerts.yaml` was last changed: history does not alert.
 //!
 //! A failed delivery is recorded in the state with its error and retried with backoff (30 s
-//! doubling, up to 8 attempts), then kept as failed. Hooks are `http://` or `https://`
-//! (`betty_core::deliver`: rustls with the webpki roots).
+//! doubling, up to 8 attempts), then kept as failed. A hook is a URL or `{url, insecure,
+//! secret_env | secret}` ([`betty_core::deliver::Hook`]: `https://`, or `http://` to loopback
+//! unless `insecure: true`; signed when it has a secret). A retry goes to the hook as the rules
+//! describe it now: a target no longer in `alerts.yaml` fails rather than being sent as it was.
 
 use std::path::{Path, PathBuf};
 
@@ -63,8 +67,8 @@ pub struct Rule {
     pub event_types: Vec<String>,
     pub outcomes: Vec<String>,
     pub skills: Vec<String>,
-    /// `(kind, url)`: `slack` or `webhook`.
-    pub targets: Vec<(String, String)>,
+    /// `(kind, hook)`: `slack` or `webhook`.
+    pub targets: Vec<(String, betty_core::deliver::Hook)>,
 }
 
 /// Files of the alert machinery, beside `events.jsonl`.
@@ -132,18 +136,9 @@ pub fn load(path: &Path) -> Result<Vec<Rule>, AlertError> {
             .ok_or_else(|| bad(&ptr, format!("alert {i} has no `name`")))?;
         let mut targets = Vec::new();
         for kind in ["slack", "webhook"] {
-            for url in list(kind)? {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(bad(
-                        &format!("{ptr}/{kind}"),
-                        format!(
-                            "`{}`: not an http:// or https:// URL",
-                            betty_core::redact::redact_text(&url)
-                        ),
-                    ));
-                }
-                targets.push((kind.to_string(), url));
-            }
+            let hooks = betty_core::deliver::Hook::list_from_value(item.get(kind))
+                .map_err(|e| bad(&format!("{ptr}/{kind}"), format!("`{kind}`: {e}")))?;
+            targets.extend(hooks.into_iter().map(|h| (kind.to_string(), h)));
         }
         if targets.is_empty() {
             return Err(bad(
@@ -178,12 +173,12 @@ pub fn deliveries_for(rules: &[Rule], event: &Value, now: jiff::Timestamp) -> Ve
             && any(&rule.outcomes, field("outcome"))
             && any(&rule.skills, field("skill_name"))
         {
-            for (kind, url) in &rule.targets {
+            for (kind, hook) in &rule.targets {
                 out.push(json!({
                     "id": uuid::Uuid::now_v7().to_string(),
                     "alert": rule.name,
                     "kind": kind,
-                    "url": url,
+                    "url": hook.url,
                     "event": event,
                     "queued_at": betty_core::time::format(now),
                     "attempts": 0,
@@ -213,15 +208,33 @@ pub fn slack_text(alert: &str, e: &Value) -> String {
     )
 }
 
-/// Sends one delivery.
-pub fn send(delivery: &Value) -> Result<(), String> {
+/// Sends one delivery to its hook as `rules` describe it now. Its `id` is the `webhook-id`
+/// of a signed hook, the same on every retry.
+pub fn send(rules: &[Rule], delivery: &Value) -> Result<(), String> {
     let url = delivery["url"].as_str().unwrap_or_default();
     let alert = delivery["alert"].as_str().unwrap_or_default();
-    let body = match delivery["kind"].as_str() {
-        Some("slack") => json!({"text": slack_text(alert, &delivery["event"])}),
+    let kind = delivery["kind"].as_str().unwrap_or_default();
+    let Some(hook) = rules
+        .iter()
+        .filter(|r| r.name == alert)
+        .flat_map(|r| &r.targets)
+        .find(|(k, h)| k == kind && h.url == url)
+        .map(|(_, h)| h)
+    else {
+        return Err(format!(
+            "alert `{alert}` no longer has this {kind} target in alerts.yaml"
+        ));
+    };
+    let body = match kind {
+        "slack" => json!({"text": slack_text(alert, &delivery["event"])}),
         _ => json!({"alert": alert, "event": delivery["event"]}),
     };
-    post_json(url, &body)
+    let id = delivery["id"]
+        .as_str()
+        .map_or_else(betty_core::deliver::message_id, |id| format!("msg_{id}"));
+    betty_core::deliver::Client::new("betty-telemetry-capture")
+        .post_json(hook, &body, &id)
+        .map_err(|e| e.to_string())
 }
 
 /// What one deliverer run did.
@@ -358,7 +371,7 @@ pub fn deliver(
     let mut attempt = |mut d: Value, retry: &mut Vec<Value>, failed: &mut Vec<Value>| {
         let attempts = d["attempts"].as_u64().unwrap_or(0) + 1;
         d["attempts"] = attempts.into();
-        match send(&d) {
+        match send(&rules, &d) {
             Ok(()) => report.sent += 1,
             Err(e) => {
                 tracing::warn!(
@@ -458,11 +471,6 @@ pub fn deliver(
     bytes.push(b'\n');
     fsx::atomic_write(&files.state, &bytes)?;
     Ok(report)
-}
-
-/// POSTs JSON over HTTP/1.1 and checks for a 2xx status.
-pub fn post_json(url: &str, body: &Value) -> Result<(), String> {
-    betty_core::deliver::post_json(url, body, "betty-telemetry-capture").map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
