@@ -13,13 +13,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Why a command could not go on. All of these are exit 2: nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{}`: {source}", crate::escape::Escaped(&path.to_string_lossy()))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write `{path}`: {source}")]
+    #[error("cannot write `{}`: {source}", crate::escape::Escaped(&path.to_string_lossy()))]
     Write {
         path: PathBuf,
         #[source]
@@ -58,7 +58,7 @@ pub enum Error {
         location: String,
         message: String,
     },
-    #[error("`{path}` is {what}, not a {expected}: {hint}")]
+    #[error("`{}` is {what}, not a {expected}: {hint}", crate::escape::Escaped(&path.to_string_lossy()))]
     NotRegular {
         path: PathBuf,
         /// What was found: "a symbolic link", "a FIFO (named pipe)", "a folder", ...

@@ -37,9 +37,11 @@ impl SourceName {
 impl fmt::Display for SourceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SourceName::File(p) => write!(f, "{}", p.display()),
+            // A path names files an attacker may have named (`skills/x\n✅ passed/`): shown on
+            // one line, its control characters escaped.
+            SourceName::File(p) => write!(f, "{}", crate::escape::Escaped(&p.to_string_lossy())),
             SourceName::Stdin => f.write_str("<stdin>"),
-            SourceName::Named(n) => f.write_str(n),
+            SourceName::Named(n) => write!(f, "{}", crate::escape::Escaped(n)),
         }
     }
 }

@@ -257,7 +257,9 @@ impl ApprovalRule {
     }
 
     /// Whether the rule holds a run in this environment: always when it names none; else
-    /// when the trimmed, lower-cased environment matches one of its (lower-cased) patterns.
+    /// when the trimmed, lower-cased environment, or one of its words (split at every
+    /// character but letters and digits, and at all but `-`), matches one of its
+    /// (lower-cased) patterns.
     /// An operation without an environment is held too (fail closed: it might be production;
     /// `--action deploy` requires `--environment` anyway).
     pub fn environment_matches(&self, environment: Option<&str>) -> bool {
@@ -265,10 +267,22 @@ impl ApprovalRule {
             return true;
         }
         match environment.map(normalise_environment) {
-            Some(env) => self
-                .environments
-                .iter()
-                .any(|g| betty_core::permission::glob_match(g, &env)),
+            // Whole, or by any word: `eu/production`, `production.`, `prod_eu` and
+            // `production-eu` are production too (a spelling must not slip past the rule).
+            Some(env) => std::iter::once(env.as_str())
+                .chain(
+                    env.split(|c: char| !(c.is_alphanumeric() || c == '-'))
+                        .filter(|w| !w.is_empty()),
+                )
+                .chain(
+                    env.split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty()),
+                )
+                .any(|w| {
+                    self.environments
+                        .iter()
+                        .any(|g| betty_core::permission::glob_match(g, w))
+                }),
             None => true,
         }
     }
@@ -1691,10 +1705,18 @@ mod tests {
             "PROD",
             "prod-eu",
             "PROD-US-1",
+            // Spellings found by the attack review: each one is production.
+            "production.",
+            "production/",
+            "./production",
+            "prod.eu",
+            "prod_eu",
+            "eu/production",
+            "production-eu",
         ] {
             assert!(a.environment_matches(Some(env)), "{env}");
         }
-        for env in ["staging", "preprod", "production2", "prod_eu"] {
+        for env in ["staging", "preprod", "production2", "eu-staging"] {
             assert!(!a.environment_matches(Some(env)), "{env}");
         }
         // No environment is held (fail closed); a rule naming none holds every environment.
