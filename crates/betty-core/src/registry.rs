@@ -32,10 +32,15 @@ pub fn duplicate_entry_message(kind: Kind, name: &str, first: usize, second: usi
     )
 }
 
-/// Whether names repeat (the fast readers' check; [`Registry::from_value`] says which).
-pub fn names_repeat<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
-    let mut seen = std::collections::HashSet::new();
-    names.into_iter().any(|n| !seen.insert(n))
+/// The first name that repeats, with the indices of its two entries.
+pub fn repeated_name<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<(&'a str, usize, usize)> {
+    let mut seen = std::collections::HashMap::new();
+    names
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, n)| seen.insert(n, i).map(|first| (n, first, i)))
 }
 
 /// A loaded registry file.
@@ -98,19 +103,9 @@ impl Registry {
         };
         match object.get(kind.plural()) {
             Some(Value::Array(items)) => {
-                let mut seen: std::collections::HashMap<&str, usize> =
-                    std::collections::HashMap::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match item.get("name") {
-                        Some(Value::String(n)) => {
-                            if let Some(first) = seen.insert(n.as_str(), i) {
-                                return Err(Error::invalid(
-                                    &name,
-                                    Pos::UNKNOWN,
-                                    duplicate_entry_message(kind, n, first, i),
-                                ));
-                            }
-                        }
+                        Some(Value::String(_)) => {}
                         _ => {
                             return Err(Error::invalid(
                                 &name,
@@ -123,6 +118,15 @@ impl Registry {
                             ));
                         }
                     }
+                }
+                if let Some((n, first, second)) =
+                    repeated_name(items.iter().filter_map(|i| i["name"].as_str()))
+                {
+                    return Err(Error::invalid(
+                        &name,
+                        Pos::UNKNOWN,
+                        duplicate_entry_message(kind, n, first, second),
+                    ));
                 }
             }
             Some(other) => {

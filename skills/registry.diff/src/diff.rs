@@ -286,7 +286,7 @@ impl<'a> RawRegistry<'a> {
             entries.push((name, raw));
         }
         // Two entries of one name: the slow reader says which (`Registry::from_value`).
-        if betty_core::registry::names_repeat(entries.iter().map(|(n, _)| n.as_ref())) {
+        if betty_core::registry::repeated_name(entries.iter().map(|(n, _)| n.as_ref())).is_some() {
             return None;
         }
         Some(RawRegistry { kind, entries })

@@ -228,7 +228,7 @@ fn check_shape(value: &Value, kind: Kind, name: &str) -> Result<(), SpecError> {
     let plain = value.is_object()
         && matches!(list, Some(Value::Array(items))
             if items.iter().all(|i| matches!(i.get("name"), Some(Value::String(_))))
-                && !betty_core::registry::names_repeat(items.iter().filter_map(|i| i["name"].as_str())));
+                && betty_core::registry::repeated_name(items.iter().filter_map(|i| i["name"].as_str())).is_none());
     if plain {
         return Ok(());
     }
